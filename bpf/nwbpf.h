@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * nwbpf.h: the ABI between the classifier (bpf/classifier.c) and the Go
+ * control plane (maps/). Every struct here is a map key or value; each has
+ * exactly one Go mirror in maps/ and a layout test against the object's BTF.
+ *
+ * API:
+ *   enum nwf_dir         NWF_DIR_OUT (sent by the VM), NWF_DIR_IN (sent to it)
+ *   enum nwf_stage       NWF_STAGE_L2 (ebtables' place), NWF_STAGE_L34 (iptables')
+ *   enum nwf_hook        which TC hook carries the VM's outgoing frames
+ *   enum nwf_action      rule actions, as in the nwfilter XML
+ *   enum nwf_rule_kind   MATCH, JUMP (to an L2 sub-chain), CHAIN_END
+ *   enum nwf_field       packet fields a condition can test (semantics below)
+ *   enum nwf_op          comparison operators
+ *   NWF_CF_*             condition flags
+ *   struct nwf_cond      one condition: field, operator, values
+ *   struct nwf_rule      one entry of a compiled program (shared by guests)
+ *   struct nwf_ruleset   where a compiled filter tree lives in nwf_rules
+ *   struct nwf_binding   per guest interface, keyed by ifindex
+ *   struct nwf_vidx      per binding and variable-using rule: its instances
+ *   struct nwf_cval      one variable-derived condition value of an instance
+ *   NWF_MAX_*            limits
+ *
+ * Values: a field is read as a big-endian unsigned integer of its width and
+ * held right-aligned in two u64 words, [0] the high and [1] the low 64 bits.
+ * 52:54:00:00:00:01 is {0, 0x525400000001}; 10.0.0.5 is {0, 0x0a000005}.
+ *
+ * Presence: a condition on a field the frame does not carry (ports of a
+ * non-first fragment, ARP addresses of a non-Ethernet/IPv4 ARP, ...) is
+ * false whatever its NWF_CF_NEG, as the kernel's ebtables and iptables
+ * matches return false before applying their inversion. The one exception
+ * is NWF_CF_STP_CONFIG (see the STP fields).
+ */
+#ifndef NWBPF_H
+#define NWBPF_H
+
+#include <linux/types.h>
+
+/* Limits. */
+#define NWF_MAX_CONDS 16	  /* conditions per rule entry */
+#define NWF_MAX_STAGE_LEN 8192	  /* entries per stage of one ruleset */
+#define NWF_MAX_RULES 262144	  /* entries in nwf_rules, all rulesets */
+#define NWF_MAX_RULESETS 4096	  /* distinct compiled filter trees */
+#define NWF_MAX_BINDINGS 65536	  /* bound guest interfaces */
+#define NWF_MAX_VIDX 1048576	  /* nwf_vidx entries, all bindings */
+#define NWF_MAX_VALS 1048576	  /* nwf_vals entries, all bindings */
+#define NWF_MAX_INSTANCES 64	  /* instances of one rule for one binding */
+
+enum nwf_dir {
+	NWF_DIR_OUT = 0, /* sent by the VM */
+	NWF_DIR_IN = 1,	 /* sent to the VM */
+	NWF_DIR_MAX = 2,
+};
+
+enum nwf_stage {
+	NWF_STAGE_L2 = 0,  /* mac vlan stp arp rarp ip ipv6: ebtables' rules */
+	NWF_STAGE_L34 = 1, /* tcp udp ... all, -ipv6 variants: iptables' */
+	NWF_STAGE_MAX = 2,
+};
+
+/* The TC hook that sees the frames a VM sends: ingress on a tap, egress on
+ * a macvtap (DESIGN.md's direction table). */
+enum nwf_hook {
+	NWF_HOOK_INGRESS = 0,
+	NWF_HOOK_EGRESS = 1,
+};
+
+enum nwf_action {
+	NWF_ACT_ACCEPT = 0,
+	NWF_ACT_DROP = 1,
+	NWF_ACT_REJECT = 2,   /* L2: drop; L3/L4: ICMP unreachable + drop */
+	NWF_ACT_RETURN = 3,   /* sub-chain: back to root; root or L3/L4: pass */
+	NWF_ACT_CONTINUE = 4, /* no verdict, next entry (L2 only) */
+};
+
+/*
+ * A stage is a list of entries, run from index 0 of the stage:
+ *   MATCH      all conditions true: take the action; else next entry.
+ *   JUMP       all conditions (the sub-chain guard) true: remember the next
+ *              index as the return point and go to .target; else next entry.
+ *   CHAIN_END  last entry of every chain. .action is ACCEPT (the stage
+ *              passes) or RETURN (go back to the return point; only used
+ *              for sub-chains in the strict mode).
+ * The root chain comes first and ends with CHAIN_END(ACCEPT); sub-chains
+ * follow, each ending in CHAIN_END. Only the root chain contains JUMPs.
+ * The L3/L4 stage is one flat chain.
+ */
+enum nwf_rule_kind {
+	NWF_RK_MATCH = 0,
+	NWF_RK_JUMP = 1,
+	NWF_RK_CHAIN_END = 2,
+};
+
+/*
+ * Fields. Width in bytes in brackets. "Tagged" means the frame carries a
+ * VLAN tag (802.1Q or 802.1ad) in its data or in skb metadata.
+ */
+enum nwf_field {
+	NWF_F_NONE = 0,
+	/* Ethernet, always present. */
+	NWF_F_SRCMAC = 1,   /* [6] */
+	NWF_F_DSTMAC = 2,   /* [6] */
+	NWF_F_ETHPROTO = 3, /* [2] 0x8100 when tagged (ebtables' view), else
+			     * the type/length field */
+	/* VLAN, present when tagged. */
+	NWF_F_VLAN_ID = 4,    /* [2] VID of the outer tag */
+	NWF_F_VLAN_ENCAP = 5, /* [2] ethertype after the outer tag */
+	/*
+	 * STP: present when the Ethernet payload starts with the BPDU header
+	 * 42 42 03 00 00 00 (LLC + protocol id + version), as ebt_stp checks.
+	 * TYPE needs only that header. The others are configuration BPDU
+	 * fields: present when TYPE == 0x00 and the 35-byte body is there.
+	 * A condition flagged NWF_CF_STP_CONFIG is TRUE on a BPDU whose TYPE
+	 * is not 0x00 (ebt_stp skips config checks there), FALSE when the
+	 * frame is no BPDU or the config body is truncated.
+	 */
+	NWF_F_STP_TYPE = 6,	      /* [1] */
+	NWF_F_STP_FLAGS = 7,	      /* [1] */
+	NWF_F_STP_ROOT_PRIO = 8,      /* [2] */
+	NWF_F_STP_ROOT_ADDR = 9,      /* [6] */
+	NWF_F_STP_ROOT_COST = 10,     /* [4] */
+	NWF_F_STP_SENDER_PRIO = 11,   /* [2] */
+	NWF_F_STP_SENDER_ADDR = 12,   /* [6] */
+	NWF_F_STP_PORT = 13,	      /* [2] */
+	NWF_F_STP_MSG_AGE = 14,	      /* [2] */
+	NWF_F_STP_MAX_AGE = 15,	      /* [2] */
+	NWF_F_STP_HELLO_TIME = 16,    /* [2] */
+	NWF_F_STP_FORWARD_DELAY = 17, /* [2] */
+	/*
+	 * ARP/RARP (ETHPROTO 0x0806 or 0x8035, untagged): HTYPE, PTYPE and
+	 * OPCODE present when the 8-byte header is there. SHA/THA present
+	 * when also HLEN == 6 and HTYPE == 1. SPA/TPA/GRAT present when also
+	 * PLEN == 4 and PTYPE == 0x0800 (their offsets use the frame's HLEN).
+	 * GRAT is 1 when SPA == TPA, else 0.
+	 */
+	NWF_F_ARP_HTYPE = 18,  /* [2] */
+	NWF_F_ARP_PTYPE = 19,  /* [2] */
+	NWF_F_ARP_OPCODE = 20, /* [2] */
+	NWF_F_ARP_SHA = 21,    /* [6] */
+	NWF_F_ARP_THA = 22,    /* [6] */
+	NWF_F_ARP_SPA = 23,    /* [4] */
+	NWF_F_ARP_TPA = 24,    /* [4] */
+	NWF_F_ARP_GRAT = 25,   /* [1] */
+	/*
+	 * IP, untagged only (ETHPROTO 0x0800 / 0x86dd): present when the
+	 * fixed header is there.
+	 * L3 is 4 for IPv4, 6 for IPv6, absent otherwise.
+	 * L4PROTO: IPv4 protocol; IPv6: the next header after the extension
+	 * header chain (hop-by-hop, routing, fragment, destination options,
+	 * AH), bounded; absent if the chain is too long or truncated.
+	 * TOS is the IPv4 TOS byte (the L2 <ip dscp> quirk compares it whole);
+	 * DSCP is TOS >> 2, or the IPv6 traffic class >> 2.
+	 * SPORT/DPORT: L4PROTO tcp, udp, udplite, dccp or sctp, first (or
+	 * no) fragment, 4 bytes of L4 header there.
+	 * TCP_FLAGS: the flags byte (FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08
+	 * ACK 0x10 URG 0x20), TCP first fragment with its 20-byte header.
+	 * ICMP_TYPE/CODE: ICMP for IPv4, ICMPv6 for IPv6, first fragment.
+	 * FRAG: 1 for a non-first fragment, 0 otherwise (present with L3).
+	 */
+	NWF_F_L3 = 26,	      /* [1] */
+	NWF_F_IP4_SRC = 27,   /* [4] */
+	NWF_F_IP4_DST = 28,   /* [4] */
+	NWF_F_IP6_SRC = 29,   /* [16] */
+	NWF_F_IP6_DST = 30,   /* [16] */
+	NWF_F_L4PROTO = 31,   /* [1] */
+	NWF_F_IP_TOS = 32,    /* [1] */
+	NWF_F_DSCP = 33,      /* [1] */
+	NWF_F_SPORT = 34,     /* [2] */
+	NWF_F_DPORT = 35,     /* [2] */
+	NWF_F_TCP_FLAGS = 36, /* [1] */
+	NWF_F_ICMP_TYPE = 37, /* [1] */
+	NWF_F_ICMP_CODE = 38, /* [1] */
+	NWF_F_FRAG = 39,      /* [1] */
+	/*
+	 * Connection state (conntrack-lite), present with L3. CT_STATE is one
+	 * of NWF_CT_NEW/ESTABLISHED/RELATED/INVALID (tested with ANYBIT);
+	 * CT_DIR is NWF_CTDIR_ORIGINAL or NWF_CTDIR_REPLY.
+	 */
+	NWF_F_CT_STATE = 40, /* [1] */
+	NWF_F_CT_DIR = 41,   /* [1] */
+	NWF_F_MAX = 42,
+};
+
+enum nwf_ct_state {
+	NWF_CT_NEW = 0x01,
+	NWF_CT_ESTABLISHED = 0x02,
+	NWF_CT_RELATED = 0x04,
+	NWF_CT_INVALID = 0x08,
+};
+
+enum nwf_ct_dir {
+	NWF_CTDIR_ORIGINAL = 1,
+	NWF_CTDIR_REPLY = 2,
+};
+
+enum nwf_op {
+	NWF_OP_EQ = 0,	   /* (field & b) == a; b is the mask */
+	NWF_OP_RANGE = 1,  /* a <= field <= b, unsigned */
+	NWF_OP_ANYBIT = 2, /* (field & a) != 0 */
+	NWF_OP_TCPOPT = 3, /* TCP option of kind a is present (field ignored;
+			    * absent unless a TCP first fragment) */
+};
+
+/* Condition flags. */
+#define NWF_CF_NEG 0x01	       /* the condition's result is inverted */
+#define NWF_CF_VAR 0x02	       /* a and b come from the binding's instance */
+#define NWF_CF_STP_CONFIG 0x04 /* true on a non-config BPDU (see STP) */
+
+struct nwf_cond {
+	__u8 field;  /* enum nwf_field */
+	__u8 op;     /* enum nwf_op */
+	__u8 flags;  /* NWF_CF_* */
+	__u8 var;    /* NWF_CF_VAR: index of the value within an instance */
+	__u32 _pad;
+	__u64 a[2];
+	__u64 b[2];
+};
+_Static_assert(sizeof(struct nwf_cond) == 40, "nwf_cond size");
+
+/* One entry of nwf_rules (array). Rulesets are written into free ranges and
+ * never modified while a binding references them. */
+struct nwf_rule {
+	__u8 kind;   /* enum nwf_rule_kind */
+	__u8 action; /* enum nwf_action (MATCH, CHAIN_END) */
+	__u8 ncond;  /* conditions used, <= NWF_MAX_CONDS */
+	__u8 nvar;   /* conditions flagged NWF_CF_VAR (values per instance) */
+	__u32 vslot; /* nvar > 0: the binding's nwf_vidx slot of this rule */
+	__u32 target; /* JUMP: sub-chain's first entry, relative to the stage */
+	__u32 id;     /* rule id: index into the ruleset's metadata */
+	struct nwf_cond cond[NWF_MAX_CONDS];
+};
+_Static_assert(sizeof(struct nwf_rule) == 656, "nwf_rule size");
+
+/* Value of nwf_rulesets (hash, key __u32 ruleset id). */
+struct nwf_ruleset {
+	__u32 start[NWF_DIR_MAX][NWF_STAGE_MAX]; /* first entry in nwf_rules */
+	__u32 len[NWF_DIR_MAX][NWF_STAGE_MAX];	 /* entries, 0 = empty stage */
+};
+_Static_assert(sizeof(struct nwf_ruleset) == 32, "nwf_ruleset size");
+
+enum nwf_mode {
+	NWF_MODE_ENFORCE = 0,
+	NWF_MODE_SHADOW = 1, /* evaluate, count, log; pass everything */
+};
+
+/* Value of nwf_bindings (hash, key __u32 ifindex). Replaced whole to switch
+ * a guest to a new ruleset and instance set in one step. */
+struct nwf_binding {
+	__u32 ruleset;	/* key into nwf_rulesets */
+	__u32 vidx;	/* base into nwf_vidx: slot s is nwf_vidx[vidx + s] */
+	__u32 id;	/* binding id, for logs and metrics */
+	__u8 out_hook;	/* enum nwf_hook */
+	__u8 mode;	/* enum nwf_mode */
+	__u8 flags;
+	__u8 _pad;
+};
+_Static_assert(sizeof(struct nwf_binding) == 16, "nwf_binding size");
+
+/* Value of nwf_vidx (array): instance i, value j of a rule is
+ * nwf_vals[first + i * rule.nvar + j], i < count. */
+struct nwf_vidx {
+	__u32 first;
+	__u32 count;
+};
+_Static_assert(sizeof(struct nwf_vidx) == 8, "nwf_vidx size");
+
+/* Value of nwf_vals (array). */
+struct nwf_cval {
+	__u64 a[2];
+	__u64 b[2];
+};
+_Static_assert(sizeof(struct nwf_cval) == 32, "nwf_cval size");
+
+#endif /* NWBPF_H */
