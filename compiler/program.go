@@ -19,6 +19,11 @@ type Program struct {
 	// VarRules describes, per variable slot (maps.Rule.VSlot), how a
 	// binding's values fill the entry's NWF_CF_VAR conditions.
 	VarRules []VarRule `json:"-"`
+
+	// varInsts are all rule occurrences that reference variables, checked
+	// at bind time even when they produce no entry (libvirt resolves every
+	// variable of the tree before instantiating).
+	varInsts []*ruleInst
 }
 
 // RuleMeta says where an entry came from, for listings, logs and verdicts.
@@ -34,6 +39,7 @@ type RuleMeta struct {
 	Action   string        `json:"action"`   // accept drop reject return continue, "jump" or "end"
 	Match    string        `json:"match"`    // human-readable conditions
 	Path     []string      `json:"path"`     // filterref path from the root filter
+	Reversed bool          `json:"reversed"` // source and destination swapped (the other direction's copy)
 }
 
 // VarRule is the binding-dependent part of one entry with variables.
@@ -42,6 +48,9 @@ type VarRule struct {
 	Slot uint32
 	// ID is the entry's maps.Rule.ID.
 	ID uint32
+
+	inst  *ruleInst
+	conds []condT // the entry's NWF_CF_VAR conditions, by Cond.Var
 }
 
 // Instances is a binding's data for one Program: for every variable slot,
