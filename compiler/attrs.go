@@ -144,7 +144,7 @@ var arpAttrs = cat(commonMAC(), []attrDef{
 	commentAttr,
 })
 
-func l34(name string, v6 bool, l4 uint8, extra []attrDef, neg [][2]string, ipsetFixup bool) *protoDef {
+func l34Proto(name string, v6 bool, l4 uint8, extra []attrDef, neg [][2]string, ipsetFixup bool) *protoDef {
 	return &protoDef{
 		name: name, ipv6: v6, l4: l4,
 		attrs:      cat(commonIP(v6), extra, []attrDef{commentAttr}),
@@ -210,23 +210,23 @@ var protocols = map[string]*protoDef{
 		{"srcipmask", "srcipaddr"}, {"dstipmask", "dstipaddr"},
 		{"typeend", "type"}, {"code", "type"}, {"codeend", "type"},
 	}},
-	"tcp":          l34("tcp", false, 6, tcpExtra, portNeg, true),
-	"udp":          l34("udp", false, 17, ports, portNeg, true),
-	"udplite":      l34("udplite", false, 136, nil, nil, true),
-	"esp":          l34("esp", false, 50, nil, nil, true),
-	"ah":           l34("ah", false, 51, nil, nil, true),
-	"sctp":         l34("sctp", false, 132, ports, portNeg, true),
-	"icmp":         l34("icmp", false, 1, icmpExtra, [][2]string{{"code", "type"}}, true),
-	"all":          l34("all", false, 0, nil, nil, false),
-	"igmp":         l34("igmp", false, 2, nil, nil, true),
-	"tcp-ipv6":     l34("tcp-ipv6", true, 6, tcp6Extra, portNeg, true),
-	"udp-ipv6":     l34("udp-ipv6", true, 17, ports, portNeg, true),
-	"udplite-ipv6": l34("udplite-ipv6", true, 136, nil, nil, true),
-	"esp-ipv6":     l34("esp-ipv6", true, 50, nil, nil, true),
-	"ah-ipv6":      l34("ah-ipv6", true, 51, nil, nil, true),
-	"sctp-ipv6":    l34("sctp-ipv6", true, 132, ports, portNeg, true),
-	"icmpv6":       l34("icmpv6", true, 58, icmpExtra, [][2]string{{"code", "type"}}, true),
-	"all-ipv6":     l34("all-ipv6", true, 0, nil, nil, false),
+	"tcp":          l34Proto("tcp", false, 6, tcpExtra, portNeg, true),
+	"udp":          l34Proto("udp", false, 17, ports, portNeg, true),
+	"udplite":      l34Proto("udplite", false, 136, nil, nil, true),
+	"esp":          l34Proto("esp", false, 50, nil, nil, true),
+	"ah":           l34Proto("ah", false, 51, nil, nil, true),
+	"sctp":         l34Proto("sctp", false, 132, ports, portNeg, true),
+	"icmp":         l34Proto("icmp", false, 1, icmpExtra, [][2]string{{"code", "type"}}, true),
+	"all":          l34Proto("all", false, 0, nil, nil, false),
+	"igmp":         l34Proto("igmp", false, 2, nil, nil, true),
+	"tcp-ipv6":     l34Proto("tcp-ipv6", true, 6, tcp6Extra, portNeg, true),
+	"udp-ipv6":     l34Proto("udp-ipv6", true, 17, ports, portNeg, true),
+	"udplite-ipv6": l34Proto("udplite-ipv6", true, 136, nil, nil, true),
+	"esp-ipv6":     l34Proto("esp-ipv6", true, 50, nil, nil, true),
+	"ah-ipv6":      l34Proto("ah-ipv6", true, 51, nil, nil, true),
+	"sctp-ipv6":    l34Proto("sctp-ipv6", true, 132, ports, portNeg, true),
+	"icmpv6":       l34Proto("icmpv6", true, 58, icmpExtra, [][2]string{{"code", "type"}}, true),
+	"all-ipv6":     l34Proto("all-ipv6", true, 0, nil, nil, false),
 }
 
 // protoOrder is libvirt's table order: when a rule has elements of several

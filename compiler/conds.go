@@ -249,6 +249,12 @@ func (c condT) describe(r *Rule) string {
 				val = fmt.Sprintf("%d", a[1])
 			}
 		}
+	case c.op == maps.OpRange && c.field.Width() <= 4 && !c.anyVar(r):
+		a, b := c.build(literalValues(c, r))
+		val = fmt.Sprintf("%d", a[1])
+		if b[1] != a[1] {
+			val = fmt.Sprintf("%d-%d", a[1], b[1])
+		}
 	case c.op == maps.OpRange && len(vals) == 2:
 		val = vals[0] + "-" + vals[1]
 	case len(vals) == 2:
@@ -264,6 +270,13 @@ func (c condT) describe(r *Rule) string {
 		s = "!(" + s + ")"
 	}
 	return s
+}
+
+func (c condT) anyVar(r *Rule) bool {
+	if r == nil {
+		return false
+	}
+	return condHasVar(c, r)
 }
 
 func ctString(bits uint64) string {

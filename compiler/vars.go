@@ -48,7 +48,8 @@ func ParseVarAccess(s string) (VarAccess, error) {
 	iter := false
 	if strings.HasPrefix(rest, "@") {
 		iter = true
-		rest = rest[1:]
+		// strtoul skips blanks before the number.
+		rest = strings.TrimLeft(rest[1:], " \t\n\r\v\f")
 	}
 	d := len(rest) - len(strings.TrimLeft(rest, "0123456789"))
 	if d == 0 {
