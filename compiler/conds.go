@@ -249,7 +249,7 @@ func (c condT) describe(r *Rule) string {
 				val = fmt.Sprintf("%d", a[1])
 			}
 		}
-	case c.op == maps.OpRange && c.field.Width() <= 4 && !c.anyVar(r):
+	case c.op == maps.OpRange && c.field.Width() <= 4 && c.field != maps.FIP4Src && c.field != maps.FIP4Dst && !c.anyVar(r):
 		a, b := c.build(literalValues(c, r))
 		val = fmt.Sprintf("%d", a[1])
 		if b[1] != a[1] {
