@@ -121,3 +121,24 @@ func resolveValues(c condT, r *Rule, combo map[VarAccess]string) ([]value, error
 	}
 	return vals, nil
 }
+
+// Footprint is how many nwf_vidx and nwf_vals entries a binding's
+// instances occupy; with the nwf_bindings entry that is all the kernel
+// memory a binding adds on top of its shared Program.
+func (in Instances) Footprint() (vidx, vals int) {
+	for _, slot := range in {
+		vidx++
+		for _, inst := range slot {
+			vals += len(inst)
+		}
+	}
+	return vidx, vals
+}
+
+// BindingBytes is the value and key bytes a binding adds to the maps:
+// its nwf_bindings entry (4-byte key, 16-byte value), nwf_vidx (8 bytes)
+// and nwf_vals (32 bytes) entries.
+func (in Instances) BindingBytes() int {
+	vidx, vals := in.Footprint()
+	return 4 + 16 + 8*vidx + 32*vals
+}
