@@ -5,6 +5,7 @@ package compiler
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nwbpf/nwbpf/maps"
 )
@@ -85,6 +86,11 @@ func (p *Program) Bind(vars *Params) (Instances, error) {
 					return nil, &Error{Where: vr.inst.where(), Err: err}
 				}
 				a, b := c.build(vals)
+				if c.check != nil {
+					if err := c.check(a, b); err != nil {
+						return nil, &Error{Where: vr.inst.where(), Err: fmt.Errorf("%s: %w", strings.Join(c.attrs, "/"), err)}
+					}
+				}
 				inst[j] = maps.CVal{A: a, B: b}
 			}
 			key := fmt.Sprint(inst)

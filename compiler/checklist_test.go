@@ -595,7 +595,7 @@ func TestItem50To57L2Protocols(t *testing.T) {
 		<rule action='drop' direction='out'><rarp hwtype='1' protocoltype='0x800' opcode='reply' arpsrcipaddr='10.0.0.1' arpsrcipmask='24' arpdstipaddr='10.0.1.1' arpsrcmacaddr='52:54:00:00:00:01'/></rule>
 		<rule action='drop' direction='out'><ip dscp='10'/></rule>
 		<rule action='drop' direction='out'><ipv6 protocol='icmpv6' type='1' typeend='4' code='0'/></rule>
-		<rule action='drop' direction='out'><ipv6 match='no' protocol='icmpv6' type='128'/></rule>
+		<rule action='drop' direction='out'><ipv6 protocol='icmpv6'/><ipv6 match='no' type='128'/></rule>
 	</filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l2), []string{
@@ -604,8 +604,8 @@ func TestItem50To57L2Protocols(t *testing.T) {
 		"root 500 drop a#2: ethproto == 0x8035 && arp-htype == 1 && arp-opcode == reply && arp-ptype == 0x800 && arp-spa == 10.0.0.1/24 && arp-tpa == 10.0.1.1/24 && arp-sha == 52:54:00:00:00:01",
 		"root 500 drop a#3: ethproto == 0x800 && ip-tos == 10",
 		"root 500 drop a#4: ethproto == 0x86dd && l4proto == icmpv6 && icmp-type in 1-4 && icmp-code in 0",
-		"root 500 drop a#5: ethproto == 0x86dd && !(l4proto == icmpv6) && !(icmp-type in 128)",
-		"root 500 drop a#5: ethproto == 0x86dd && !(l4proto == icmpv6) && !(icmp-code in 0-255)",
+		"root 500 drop a#5: ethproto == 0x86dd && l4proto == icmpv6 && !(icmp-type in 128)",
+		"root 500 drop a#5: ethproto == 0x86dd && l4proto == icmpv6 && !(icmp-code in 0-255)",
 		"root 0 end:accept: ",
 	})
 	stp := p.Stages[out][l2][1]
@@ -620,6 +620,32 @@ func TestItem50To57L2Protocols(t *testing.T) {
 	codes := p.Stages[out][l2][6].Cond[2]
 	if codes.A[1] != 0 || codes.B[1] != 255 {
 		t.Errorf("icmpv6 code default range %v-%v", codes.A, codes.B)
+	}
+}
+
+// Matches the kernel refuses, so libvirt cannot instantiate them (seen on
+// libvirt 9.0: "RULE_APPEND failed (Invalid argument)").
+func TestKernelRefusedMatches(t *testing.T) {
+	for rule, want := range map[string]string{
+		`<ipv6 match='no' protocol='icmpv6' type='128'/>`: "ICMPv6 type/code needs protocol",
+		`<ipv6 type='1'/>`: "ICMPv6 type/code needs protocol",
+		`<ipv6 protocol='icmpv6' type='9' typeend='3'/>`:         "start above its end",
+		`<ip match='no' protocol='tcp' srcportstart='80'/>`:      "negated protocol",
+		`<ip protocol='udp' dstportstart='90' dstportend='80'/>`: "start above its end",
+		`<tcp srcportstart='90' srcportend='80'/>`:               "start above its end",
+	} {
+		s := setOf(t, `<filter name='a'><rule action='drop' direction='out'>`+rule+`</rule></filter>`)
+		if _, err := s.Compile("a", Options{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", rule, err, want)
+		}
+	}
+	s := setOf(t, `<filter name='a'><rule action='drop' direction='out'><tcp dstportstart='$LO' dstportend='$HI'/></rule></filter>`)
+	p, err := s.Compile("a", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Bind(vars("MAC=52:54:00:00:00:01", "LO=90", "HI=80")); err == nil || !strings.Contains(err.Error(), "start above its end") {
+		t.Fatalf("bind-time range check: %v", err)
 	}
 }
 

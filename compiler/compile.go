@@ -314,6 +314,11 @@ func (b *builder) emit(d maps.Dir, st maps.Stage, drafts []draft) error {
 						rr = dr.ri.r
 					}
 					mc.A, mc.B = c.build(literalValues(c, rr))
+					if c.check != nil {
+						if err := c.check(mc.A, mc.B); err != nil {
+							return &Error{Where: dr.ri.where(), Err: fmt.Errorf("%s: %w", strings.Join(c.attrs, "/"), err)}
+						}
+					}
 				}
 				r.Cond[i] = mc
 				if dr.ri != nil {
@@ -585,7 +590,9 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 			add(eqAddr(swap(rev, maps.FIP4Dst, maps.FIP4Src), "dstipaddr", opt(r, "dstipmask"), neg(r, "dstipaddr")))
 		}
 		num(maps.FL4Proto, "protocol")
-		l2Ports(r, rev, add)
+		if err := l2Ports(r, rev, add); err != nil {
+			return nil, err
+		}
 		num(maps.FIPTos, "dscp")
 	case "ipv6":
 		ethHdr()
@@ -597,10 +604,19 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 			add(eqAddr(swap(rev, maps.FIP6Dst, maps.FIP6Src), "dstipaddr", opt(r, "dstipmask"), neg(r, "dstipaddr")))
 		}
 		num(maps.FL4Proto, "protocol")
-		l2Ports(r, rev, add)
+		if err := l2Ports(r, rev, add); err != nil {
+			return nil, err
+		}
 		if r.has("type") || r.has("typeend") || r.has("code") || r.has("codeend") {
+			// ebt_ip6 refuses an ICMPv6 type match unless the protocol
+			// is icmpv6, not negated.
+			pr, ok := r.Attrs["protocol"]
+			if !ok || pr.Neg || pr.Var != nil || pr.Val.num != 58 {
+				return nil, fmt.Errorf("ICMPv6 type/code needs protocol='icmpv6' (not negated, not a variable): ebtables refuses it otherwise, libvirt cannot instantiate it")
+			}
 			t := rangeDefault(maps.FICMPType, "type", "typeend", false)
 			c := rangeDefault(maps.FICMPCode, "code", "codeend", false)
+			t.check, c.check = orderedRange, orderedRange
 			if neg(r, "type") {
 				g = append(g, group{negAll: []condT{t, c}})
 			} else {
@@ -614,13 +630,17 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 	return g, nil
 }
 
-func l2Ports(r *Rule, rev bool, add func(condT)) {
-	if r.has("srcportstart") {
-		add(rangeNum(swap(rev, maps.FSport, maps.FDport), "srcportstart", opt(r, "srcportend"), neg(r, "srcportstart"), false))
+// l2Ports adds <ip>/<ipv6> port ranges. The kernel's ebt_ip/ebt_ip6 refuse
+// ports with a negated protocol, so libvirt cannot instantiate those.
+func l2Ports(r *Rule, rev bool, add func(condT)) error {
+	if !r.has("srcportstart") && !r.has("dstportstart") {
+		return nil
 	}
-	if r.has("dstportstart") {
-		add(rangeNum(swap(rev, maps.FDport, maps.FSport), "dstportstart", opt(r, "dstportend"), neg(r, "dstportstart"), false))
+	if neg(r, "protocol") {
+		return fmt.Errorf("ports with a negated protocol: ebtables refuses this match, libvirt cannot instantiate it")
 	}
+	l34Ports(r, rev, add)
+	return nil
 }
 
 // l34Groups builds one iptables rule (_iptablesCreateRuleInstance). ok is
@@ -737,9 +757,13 @@ func l34Groups(r *Rule, in l34inst) (g []group, ok bool, err error) {
 
 func l34Ports(r *Rule, rev bool, add func(condT)) {
 	if r.has("srcportstart") {
-		add(rangeNum(swap(rev, maps.FSport, maps.FDport), "srcportstart", opt(r, "srcportend"), neg(r, "srcportstart"), false))
+		c := rangeNum(swap(rev, maps.FSport, maps.FDport), "srcportstart", opt(r, "srcportend"), neg(r, "srcportstart"), false)
+		c.check = orderedRange
+		add(c)
 	}
 	if r.has("dstportstart") {
-		add(rangeNum(swap(rev, maps.FDport, maps.FSport), "dstportstart", opt(r, "dstportend"), neg(r, "dstportstart"), false))
+		c := rangeNum(swap(rev, maps.FDport, maps.FSport), "dstportstart", opt(r, "dstportend"), neg(r, "dstportstart"), false)
+		c.check = orderedRange
+		add(c)
 	}
 }

@@ -24,6 +24,19 @@ type condT struct {
 	build func(v []value) (maps.U128, maps.U128)
 	// sym is the operator shown in listings.
 	sym string
+	// check rejects values the kernel refuses to instantiate (a port range
+	// whose start is above its end); run at compile time for literal
+	// values and at bind time for variables.
+	check func(a, b maps.U128) error
+}
+
+// orderedRange is the check of ebtables' and iptables' port and ICMPv6
+// ranges: the kernel (ebt_ip, ebt_ip6) or iptables refuses min > max.
+func orderedRange(a, b maps.U128) error {
+	if a[1] > b[1] {
+		return fmt.Errorf("range %d-%d has its start above its end", a[1], b[1])
+	}
+	return nil
 }
 
 // group is one conjunct of a rule: a plain condition, or (alts > 0) a
