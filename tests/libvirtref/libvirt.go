@@ -63,9 +63,12 @@ func ensure() error {
 	if st, err := os.Stat("/run/systemd/system"); err == nil && st.IsDir() {
 		start = exec.Command("systemctl", "start", "libvirtd.service")
 	}
-	// A concurrent test binary may win the race to start it; its failure
-	// to start a second daemon is harmless, so only the wait below counts.
-	startOut, startErr := start.CombinedOutput()
+	// The daemon must not inherit the test's output pipes: `go test` would
+	// wait for them to close. A concurrent test binary may win the race to
+	// start it; a failure to start a second daemon is harmless, so only
+	// the wait below counts.
+	start.Stdin, start.Stdout, start.Stderr = nil, nil, nil
+	startErr := start.Run()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		_, err := virsh("nwfilter-list")
@@ -73,8 +76,8 @@ func ensure() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer on %s %v after `%s` (%v: %s): %w",
-				URI, startTimeout, strings.Join(start.Args, " "), startErr, bytes.TrimSpace(startOut), err)
+			return fmt.Errorf("no answer on %s %v after `%s` (%v): %w",
+				URI, startTimeout, strings.Join(start.Args, " "), startErr, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
