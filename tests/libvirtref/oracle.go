@@ -75,6 +75,9 @@ func New(t testing.TB) *Oracle {
 	if err := bridgeNetfilter(); err != nil {
 		t.Fatal(err)
 	}
+	if err := forwardPolicy(); err != nil {
+		t.Fatal(err)
+	}
 	sweep(t)
 
 	host := netenv.Host(t)
@@ -183,6 +186,23 @@ func bridgeNetfilter() error {
 	for _, key := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"} {
 		if err := os.WriteFile(filepath.Join(dir, key), []byte("1"), 0o644); err != nil {
 			return fmt.Errorf("set net.bridge.%s=1: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// forwardPolicy fails when the host drops forwarded traffic by default (as
+// Docker sets it up): bridged IP frames pass iptables' FORWARD chain, so
+// every frame the oracle bridges would be dropped whatever the filter says.
+func forwardPolicy() error {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		out, err := exec.Command(cmd, "-w", "-S", "FORWARD").Output()
+		if err != nil {
+			return fmt.Errorf("%s -S FORWARD: %w", cmd, err)
+		}
+		if strings.Contains(string(out), "-P FORWARD DROP") {
+			return fmt.Errorf("%s FORWARD policy is DROP on this host (Docker?): bridged frames never reach the sink; "+
+				"the libvirt oracle needs `%s -P FORWARD ACCEPT`", cmd, cmd)
 		}
 	}
 	return nil
