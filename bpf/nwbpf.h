@@ -106,13 +106,21 @@ enum nwf_field {
 	NWF_F_VLAN_ID = 4,    /* [2] VID of the outer tag */
 	NWF_F_VLAN_ENCAP = 5, /* [2] ethertype after the outer tag */
 	/*
-	 * STP: present when the Ethernet payload starts with the BPDU header
-	 * 42 42 03 00 00 00 (LLC + protocol id + version), as ebt_stp checks.
-	 * TYPE needs only that header. The others are configuration BPDU
-	 * fields: present when TYPE == 0x00 and the 35-byte body is there.
-	 * A condition flagged NWF_CF_STP_CONFIG is TRUE on a BPDU whose TYPE
-	 * is not 0x00 (ebt_stp skips config checks there), FALSE when the
-	 * frame is no BPDU or the config body is truncated.
+	 * STP, as the kernel's ebt_stp reads it (libvirt's <stp> rules run
+	 * there). ebt_stp's BPDU header is one byte short: it compares the
+	 * first 6 payload bytes (after the Ethernet header) with
+	 * 42 42 03 00 00 00, so its "type" is the BPDU's version byte and is
+	 * always 0, and it reads the 31-byte configuration body from payload
+	 * offset 6, one byte early (its "flags" is the real BPDU type, its root
+	 * priority the real flags and first root-id byte, and so on). nwbpf
+	 * reproduces that layout: TYPE = payload[5] is present when payload
+	 * bytes 0..5 match; the other fields are present when also 37 payload
+	 * bytes are there, at FLAGS payload[6], ROOT_PRIO [7..8], ROOT_ADDR
+	 * [9..14], ROOT_COST [15..18], SENDER_PRIO [19..20], SENDER_ADDR
+	 * [21..26], PORT [27..28], MSG_AGE [29..30], MAX_AGE [31..32],
+	 * HELLO_TIME [33..34], FORWARD_DELAY [35..36]. A condition flagged
+	 * NWF_CF_STP_CONFIG is TRUE on a BPDU whose TYPE is not 0 (never, with
+	 * this layout), FALSE when the frame is no BPDU or the body is short.
 	 */
 	NWF_F_STP_TYPE = 6,	      /* [1] */
 	NWF_F_STP_FLAGS = 7,	      /* [1] */

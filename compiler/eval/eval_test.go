@@ -97,15 +97,17 @@ func TestEvalConditions(t *testing.T) {
 		{"ct absent", tcp, CT{}, neg(cond(maps.FCTState, maps.OpAnyBit, u(maps.CTNew), maps.U128{})), false},
 		{"ct without l3", arp, est, neg(eq(maps.FCTDir, maps.CTDirOriginal)), false},
 		{"arp spa", arp, CT{}, eq(maps.FArpSPA, 0x0a000005), true},
-		{"stp config", config, CT{}, stpCond(eq(maps.FStpFlags, 0x01)), true},
+		// ebt_stp's layout: its FLAGS is the real BPDU type byte.
+		{"stp config", config, CT{}, stpCond(eq(maps.FStpFlags, 0x00)), true},
 		{"stp config other", config, CT{}, stpCond(eq(maps.FStpFlags, 0x02)), false},
 		{"stp config neg", config, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), true},
-		{"stp config on tcn", tcn, CT{}, stpCond(eq(maps.FStpFlags, 0x02)), true},
+		{"stp config on tcn", tcn, CT{}, stpCond(eq(maps.FStpFlags, 0x80)), true},
 		{"stp config neg on tcn", tcn, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x01))), true},
 		{"stp config truncated", truncated, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), false},
 		{"stp config no bpdu", tcp, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), false},
-		{"stp field unflagged on tcn", tcn, CT{}, neg(eq(maps.FStpFlags, 0x02)), false},
-		{"stp type", tcn, CT{}, eq(maps.FStpType, 0x80), true},
+		{"stp field unflagged truncated", truncated, CT{}, neg(eq(maps.FStpFlags, 0x02)), false},
+		{"stp type is ebt_stp's (the version byte)", tcn, CT{}, eq(maps.FStpType, 0x00), true},
+		{"stp type never the real type", tcn, CT{}, eq(maps.FStpType, 0x80), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

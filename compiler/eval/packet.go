@@ -49,12 +49,13 @@ const (
 	ip6HdrLen = 40
 	// arpHdrLen is the fixed ARP header (htype, ptype, hlen, plen, op).
 	arpHdrLen = 8
-	// stpHdrLen is the BPDU header (LLC 42 42 03, protocol id 00 00,
-	// version 00) that ebt_stp compares; TYPE is the byte after it.
+	// stpHdrLen is ebt_stp's BPDU header: LLC 42 42 03, protocol id
+	// 00 00 and the version byte, which ebt_stp calls the type.
 	stpHdrLen = 6
-	// stpConfigEnd is where a configuration BPDU ends, counted from the
-	// LLC header: 3 bytes of LLC plus the 35-byte BPDU.
-	stpConfigEnd = 3 + 35
+	// stpConfigEnd is where ebt_stp's configuration body ends, counted
+	// from the LLC header: its 6-byte header plus a 31-byte body read one
+	// byte early (see bpf/nwbpf.h).
+	stpConfigEnd = stpHdrLen + 31
 )
 
 var stpHeader = [stpHdrLen]byte{0x42, 0x42, 0x03, 0x00, 0x00, 0x00}
@@ -199,15 +200,16 @@ func Parse(frame []byte, md Meta) *Packet {
 }
 
 func (p *Packet) parseSTP(b []byte) {
-	if len(b) < stpHdrLen+1 || [stpHdrLen]byte(b[:stpHdrLen]) != stpHeader {
+	// ebt_stp compares its whole 6-byte header, "type" included, so
+	// TYPE is always 0 when present and the body always follows.
+	if len(b) < stpHdrLen || [stpHdrLen]byte(b[:stpHdrLen]) != stpHeader {
 		return
 	}
-	typ := b[stpHdrLen]
-	p.set(maps.FStpType, uint64(typ))
-	if typ != 0 || len(b) < stpConfigEnd {
+	p.set(maps.FStpType, uint64(b[stpHdrLen-1]))
+	if len(b) < stpConfigEnd {
 		return
 	}
-	c := b[stpHdrLen+1 : stpConfigEnd] // the 31 bytes after TYPE
+	c := b[stpHdrLen:stpConfigEnd] // ebt_stp's 31-byte body
 	p.set(maps.FStpFlags, uint64(c[0]))
 	p.set(maps.FStpRootPrio, be16(c[1:3]))
 	p.setBytes(maps.FStpRootAddr, c[3:9])

