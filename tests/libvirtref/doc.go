@@ -14,10 +14,11 @@
 // An [Oracle] is a topology in the host's network namespace, where libvirt
 // puts its rules and finds ports by name:
 //
-//	test ──fd── tap "nwvnt…" ──┐
-//	  (the VM)                 bridge "nwbr…" (STP off, learning off)
-//	             veth "nwv…" ──┘        │
-//	                  └─ peer in a private netns ── AF_PACKET sink
+//	test ══fd══ tap nwvnt… ──┐
+//	 (the VM)                 ├── bridge nwbr… (STP off, learning off)
+//	            veth nwv… ────┘
+//	               │ peer, in a private namespace
+//	            AF_PACKET sink
 //
 // [Oracle.Send] writes a frame on the tap fd (out: sent by the VM) or sends
 // it from the sink (in: sent to the VM) and reports whether the very same

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -270,6 +269,3 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-// errNoBridgeNF says br_netfilter is missing.
-var errNoBridgeNF = errors.New("br_netfilter is not loaded (modprobe br_netfilter)")

@@ -174,6 +174,9 @@ func lock(t testing.TB) {
 	})
 }
 
+// errNoBridgeNF says br_netfilter is missing.
+var errNoBridgeNF = errors.New("br_netfilter is not loaded (modprobe br_netfilter)")
+
 // bridgeNetfilter loads br_netfilter if needed and sets the sysctls that
 // libvirt's iptables rules (physdev matches) rely on.
 func bridgeNetfilter() error {
