@@ -32,7 +32,8 @@ type frame struct {
 	src, dst     net.HardwareAddr
 	vid          uint16 // 802.1Q tag when > 0
 	ipv6         bool
-	arp          bool // ARP request from src for dstIP, sender IP srcIP
+	arp          bool   // ARP request from src for dstIP, sender IP srcIP
+	etype        uint16 // when set: this EtherType and a bare payload
 	srcIP, dstIP net.IP
 	sport, dport uint16
 }
@@ -43,6 +44,8 @@ func (f frame) build(t testing.TB) []byte {
 	var ls []gopacket.SerializableLayer
 	inner := layers.EthernetTypeIPv4
 	switch {
+	case f.etype != 0:
+		inner = layers.EthernetType(f.etype)
 	case f.arp:
 		inner = layers.EthernetTypeARP
 	case f.ipv6:
@@ -58,6 +61,8 @@ func (f frame) build(t testing.TB) []byte {
 	n := seq.Add(1)
 	payload := gopacket.Payload(fmt.Sprintf("nwbpf-oracle-%d", n))
 	switch {
+	case f.etype != 0:
+		ls = append(ls, payload)
 	case f.arp:
 		ls = append(ls, &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
 			HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPRequest,
@@ -91,17 +96,23 @@ func (f frame) build(t testing.TB) []byte {
 	return b
 }
 
-// count sends repeat distinct copies of f in dir and returns how many were
-// delivered.
-func count(t *testing.T, o *Oracle, dir maps.Dir, f frame) int {
-	t.Helper()
+// countBytes sends repeat frames made by mk in dir and returns how many
+// were delivered.
+func countBytes(o *Oracle, dir maps.Dir, mk func() []byte) int {
 	n := 0
 	for range repeat {
-		if o.Send(dir, f.build(t)) {
+		if o.Send(dir, mk()) {
 			n++
 		}
 	}
 	return n
+}
+
+// count sends repeat distinct copies of f in dir and returns how many were
+// delivered.
+func count(t *testing.T, o *Oracle, dir maps.Dir, f frame) int {
+	t.Helper()
+	return countBytes(o, dir, func() []byte { return f.build(t) })
 }
 
 // tcase is one row: a frame, a direction and how many of repeat copies must
@@ -117,7 +128,7 @@ func run(t *testing.T, o *Oracle, cases []tcase) {
 	t.Helper()
 	for _, c := range cases {
 		got := count(t, o, c.dir, c.f)
-		t.Logf("%-40s %-3v delivered %2d/%d", c.name, c.dir, got, repeat)
+		t.Logf("%-44s %-3v delivered %2d/%d", c.name, c.dir, got, repeat)
 		if got != c.want {
 			t.Errorf("%s (%v): delivered %d/%d, want %d", c.name, c.dir, got, repeat, c.want)
 		}
@@ -160,10 +171,47 @@ func TestNoFilter(t *testing.T) {
 	})
 }
 
+// TestBridgeLimits pins what the bridge itself never delivers (or does),
+// as New's documentation says, with no filter bound.
+func TestBridgeLimits(t *testing.T) {
+	o := New(t)
+	legit, _, _, _, _, _, _, _, _, _ := cases(o)
+	zeroSrc, mcastSrc, lldp, bpdu := legit, legit, legit, legit
+	zeroSrc.src = make(net.HardwareAddr, 6)
+	mcastSrc.src = net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}
+	lldp.dst = net.HardwareAddr{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e}
+	bpdu.dst = net.HardwareAddr{0x01, 0x80, 0xc2, 0x00, 0x00, 0x00}
+	pause := legit
+	pause.dst = net.HardwareAddr{0x01, 0x80, 0xc2, 0x00, 0x00, 0x01}
+	run(t, o, []tcase{
+		{"zero source MAC", maps.DirOut, zeroSrc, 0},
+		{"multicast source MAC", maps.DirOut, mcastSrc, 0},
+		{"to 01:80:c2:00:00:01 (pause)", maps.DirOut, pause, 0},
+		{"to 01:80:c2:00:00:0e (LLDP group)", maps.DirOut, lldp, repeat},
+		{"to 01:80:c2:00:00:00 (STP group)", maps.DirOut, bpdu, repeat},
+	})
+	badSum := countBytes(o, maps.DirOut, func() []byte {
+		b := legit.build(t)
+		b[14+10] ^= 0xff // IPv4 header checksum
+		return b
+	})
+	t.Logf("%-44s %-3v delivered %2d/%d", "IPv4 with a bad header checksum", maps.DirOut, badSum, repeat)
+	if badSum != 0 {
+		t.Errorf("IPv4 with a bad header checksum: delivered %d/%d, want 0 (bridge netfilter drops it)", badSum, repeat)
+	}
+}
+
 func TestCleanTraffic(t *testing.T) {
 	o := New(t)
 	o.Bind("clean-traffic", Param{"IP", guestIP.String()})
 	legit, spoofIP4, spoofMAC, tagged, _, dhcp, ipv6, arp, arpSpoof, toGuest := cases(o)
+	arpProbe := arp
+	arpProbe.srcIP = net.IPv4zero.To4()
+	announce := frame{src: o.GuestMAC, dst: o.Sink.MAC, etype: 0x0835}
+	flooded := toGuest
+	flooded.dst = netenv.RandomMAC(0x52)
+	arpIn := frame{src: o.Sink.MAC, dst: o.GuestMAC, arp: true, srcIP: peerIP, dstIP: guestIP}
+	ipv6In := frame{src: o.Sink.MAC, dst: o.GuestMAC, ipv6: true, sport: 53, dport: 40000}
 	run(t, o, []tcase{
 		{"IPv4 from the guest's IP and MAC", maps.DirOut, legit, repeat},
 		{"IPv4 with a spoofed source IP", maps.DirOut, spoofIP4, 0},
@@ -173,7 +221,12 @@ func TestCleanTraffic(t *testing.T) {
 		{"IPv6 from the guest", maps.DirOut, ipv6, 0},
 		{"ARP request from the guest", maps.DirOut, arp, repeat},
 		{"ARP with a spoofed sender IP", maps.DirOut, arpSpoof, 0},
+		{"ARP probe from 0.0.0.0 (DAD)", maps.DirOut, arpProbe, 0},
+		{"EtherType 0x0835 (qemu-announce-self)", maps.DirOut, announce, repeat},
 		{"IPv4 to the guest", maps.DirIn, toGuest, repeat},
+		{"IPv4 to another MAC, flooded to the guest", maps.DirIn, flooded, repeat},
+		{"ARP to the guest", maps.DirIn, arpIn, repeat},
+		{"IPv6 to the guest", maps.DirIn, ipv6In, 0},
 	})
 	// Unbinding removes libvirt's rules: the spoofed frame passes again.
 	o.Unbind()
