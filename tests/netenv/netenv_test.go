@@ -204,6 +204,7 @@ func TestCleanup(t *testing.T) {
 // bridged is a tap (the VM) and a veth port on one bridge in a private
 // namespace; the veth's peer, in a second namespace, carries the sink.
 type bridged struct {
+	ns    *NS // the bridge's and the tap's
 	tap   *Tap
 	sink  *Sink
 	guest net.HardwareAddr
@@ -216,7 +217,7 @@ func newBridged(t *testing.T) bridged {
 	a.Attach(t, a.Link(t, tap.Name), br)
 	port, peer := a.AddVeth(t, b)
 	a.Attach(t, port, br)
-	return bridged{tap: tap, sink: NewSink(t, b, peer), guest: RandomMAC(0x52)}
+	return bridged{ns: a, tap: tap, sink: NewSink(t, b, peer), guest: RandomMAC(0x52)}
 }
 
 func TestTapBridgeSink(t *testing.T) {
