@@ -33,11 +33,14 @@ func linkAttrs(name string) netlink.LinkAttrs {
 	return a
 }
 
-// AddBridge creates a bridge (STP off, IPv6 off, up) in n and deletes it in
-// t.Cleanup.
+// AddBridge creates a bridge (STP off, multicast snooping off, IPv6 off, up)
+// in n and deletes it in t.Cleanup. Without snooping the bridge floods all
+// multicast and sends no IGMP reports of its own (with it, it joins
+// 224.0.0.106 and reports that to every port).
 func (n *NS) AddBridge(t testing.TB) *netlink.Bridge {
 	t.Helper()
-	br := &netlink.Bridge{LinkAttrs: linkAttrs(Name("nwbr"))}
+	snooping := false
+	br := &netlink.Bridge{LinkAttrs: linkAttrs(Name("nwbr")), MulticastSnooping: &snooping}
 	if err := n.Handle.LinkAdd(br); err != nil {
 		t.Fatalf("add bridge %s in netns %s: %v", br.Name, n, err)
 	}

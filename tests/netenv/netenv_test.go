@@ -244,8 +244,8 @@ func TestTapBridgeSink(t *testing.T) {
 	if ok, err := Await(env.sink, never, 50*time.Millisecond); err != nil || ok {
 		t.Errorf("Await found a frame nobody sent: %v, %v", ok, err)
 	}
-	if _, err := env.tap.Recv(10 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("idle tap Recv: %v, want a deadline error", err)
+	if f, err := env.tap.Recv(10 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("idle tap Recv: %x, %v, want a deadline error", f, err)
 	}
 }
 
