@@ -20,6 +20,15 @@
  *   struct nwf_vidx      per binding and variable-using rule: its instances
  *   struct nwf_cval      one variable-derived condition value of an instance
  *   NWF_MAX_*            limits
+ * Added with the classifier (bpf/classifier.c):
+ *   enum nwf_verdict     a frame's outcome: pass, drop, reject, error
+ *   enum nwf_drop_reason why a frame was dropped (drop counters, trace)
+ *   struct nwf_count     per-rule packet and byte counter (nwf_rule_stats)
+ *   struct nwf_drop_count drop counter by reason and direction (nwf_drop_stats)
+ *   struct nwf_trace     the last decision of a CPU, when tracing is on
+ *   struct nwf_frag_key  a fragmented datagram (nwf_frags)
+ *   struct nwf_frag_val  the verdict its first fragment got
+ *   struct nwf_pkt       the parsed frame (per-CPU scratch nwf_scratch)
  *
  * Values: a field is read as a big-endian unsigned integer of its width and
  * held right-aligned in two u64 words, [0] the high and [1] the low 64 bits.
@@ -37,14 +46,14 @@
 #include <linux/types.h>
 
 /* Limits. */
-#define NWF_MAX_CONDS 16	  /* conditions per rule entry */
-#define NWF_MAX_STAGE_LEN 8192	  /* entries per stage of one ruleset */
-#define NWF_MAX_RULES 262144	  /* entries in nwf_rules, all rulesets */
-#define NWF_MAX_RULESETS 4096	  /* distinct compiled filter trees */
-#define NWF_MAX_BINDINGS 65536	  /* bound guest interfaces */
-#define NWF_MAX_VIDX 1048576	  /* nwf_vidx entries, all bindings */
-#define NWF_MAX_VALS 1048576	  /* nwf_vals entries, all bindings */
-#define NWF_MAX_INSTANCES 64	  /* instances of one rule for one binding */
+#define NWF_MAX_CONDS 16       /* conditions per rule entry */
+#define NWF_MAX_STAGE_LEN 8192 /* entries per stage of one ruleset */
+#define NWF_MAX_RULES 262144   /* entries in nwf_rules, all rulesets */
+#define NWF_MAX_RULESETS 4096  /* distinct compiled filter trees */
+#define NWF_MAX_BINDINGS 65536 /* bound guest interfaces */
+#define NWF_MAX_VIDX 1048576   /* nwf_vidx entries, all bindings */
+#define NWF_MAX_VALS 1048576   /* nwf_vals entries, all bindings */
+#define NWF_MAX_INSTANCES 64   /* instances of one rule for one binding */
 
 enum nwf_dir {
 	NWF_DIR_OUT = 0, /* sent by the VM */
@@ -215,10 +224,10 @@ enum nwf_op {
 #define NWF_CF_STP_CONFIG 0x04 /* true on a non-config BPDU (see STP) */
 
 struct nwf_cond {
-	__u8 field;  /* enum nwf_field */
-	__u8 op;     /* enum nwf_op */
-	__u8 flags;  /* NWF_CF_* */
-	__u8 var;    /* NWF_CF_VAR: index of the value within an instance */
+	__u8 field; /* enum nwf_field */
+	__u8 op;    /* enum nwf_op */
+	__u8 flags; /* NWF_CF_* */
+	__u8 var;   /* NWF_CF_VAR: index of the value within an instance */
 	__u32 _pad;
 	__u64 a[2];
 	__u64 b[2];
@@ -228,11 +237,11 @@ _Static_assert(sizeof(struct nwf_cond) == 40, "nwf_cond size");
 /* One entry of nwf_rules (array). Rulesets are written into free ranges and
  * never modified while a binding references them. */
 struct nwf_rule {
-	__u8 kind;   /* enum nwf_rule_kind */
-	__u8 action; /* enum nwf_action (MATCH, CHAIN_END) */
-	__u8 ncond;  /* conditions used, <= NWF_MAX_CONDS */
-	__u8 nvar;   /* conditions flagged NWF_CF_VAR (values per instance) */
-	__u32 vslot; /* nvar > 0: the binding's nwf_vidx slot of this rule */
+	__u8 kind;    /* enum nwf_rule_kind */
+	__u8 action;  /* enum nwf_action (MATCH, CHAIN_END) */
+	__u8 ncond;   /* conditions used, <= NWF_MAX_CONDS */
+	__u8 nvar;    /* conditions flagged NWF_CF_VAR (values per instance) */
+	__u32 vslot;  /* nvar > 0: the binding's nwf_vidx slot of this rule */
 	__u32 target; /* JUMP: sub-chain's first entry, relative to the stage */
 	__u32 id;     /* rule id: index into the ruleset's metadata */
 	struct nwf_cond cond[NWF_MAX_CONDS];
@@ -254,11 +263,11 @@ enum nwf_mode {
 /* Value of nwf_bindings (hash, key __u32 ifindex). Replaced whole to switch
  * a guest to a new ruleset and instance set in one step. */
 struct nwf_binding {
-	__u32 ruleset;	/* key into nwf_rulesets */
-	__u32 vidx;	/* base into nwf_vidx: slot s is nwf_vidx[vidx + s] */
-	__u32 id;	/* binding id, for logs and metrics */
-	__u8 out_hook;	/* enum nwf_hook */
-	__u8 mode;	/* enum nwf_mode */
+	__u32 ruleset; /* key into nwf_rulesets */
+	__u32 vidx;    /* base into nwf_vidx: slot s is nwf_vidx[vidx + s] */
+	__u32 id;      /* binding id, for logs and metrics */
+	__u8 out_hook; /* enum nwf_hook */
+	__u8 mode;     /* enum nwf_mode */
 	__u8 flags;
 	__u8 _pad;
 };
@@ -278,5 +287,128 @@ struct nwf_cval {
 	__u64 b[2];
 };
 _Static_assert(sizeof(struct nwf_cval) == 32, "nwf_cval size");
+
+/*
+ * Everything below was added with the classifier. It does not change the
+ * meaning of anything above.
+ */
+
+/* Outcome of a frame, or of a stage (NWF_VERDICT_PASS: go on). ERROR is a
+ * malformed program (an unknown kind, action, operator, field or flag, a bad
+ * jump target, a missing nwf_vidx slot, ...): the classifier fails closed
+ * and drops the frame. */
+enum nwf_verdict {
+	NWF_VERDICT_PASS = 0,
+	NWF_VERDICT_DROP = 1,
+	NWF_VERDICT_REJECT = 2, /* L3/L4 reject: ICMP error, frame dropped */
+	NWF_VERDICT_ERROR = 3,
+};
+
+/* Why a frame was dropped. Index into nwf_drop_stats is
+ * reason * NWF_DIR_MAX + dir. */
+enum nwf_drop_reason {
+	NWF_DROP_L2 = 0,	 /* L2 drop or reject rule */
+	NWF_DROP_L34 = 1,	 /* L3/L4 drop rule */
+	NWF_DROP_REJECT = 2,	 /* L3/L4 reject rule */
+	NWF_DROP_FRAGMENT = 3,	 /* non-first fragment: first unseen or dropped */
+	NWF_DROP_MALFORMED = 4,	 /* the program is malformed (NWF_VERDICT_ERROR) */
+	NWF_DROP_NO_RULESET = 5, /* the binding names a missing ruleset */
+	NWF_DROP_INTERNAL = 6,	 /* a per-CPU scratch map is missing */
+	NWF_DROP_MAX = 7,
+};
+
+/* Value of nwf_rule_stats (per-CPU array, NWF_MAX_RULES entries, indexed
+ * like nwf_rules): frames for which the entry's conditions were true (a
+ * MATCH that matched, a JUMP taken, a CHAIN_END reached), as the counters
+ * of iptables -L -v. */
+struct nwf_count {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct nwf_count) == 16, "nwf_count size");
+
+/* Value of nwf_drop_stats (per-CPU array, NWF_DROP_MAX * NWF_DIR_MAX
+ * entries). A binding in NWF_MODE_SHADOW passes the frame and counts it in
+ * the shadow_* members instead. */
+struct nwf_drop_count {
+	__u64 packets;
+	__u64 bytes;
+	__u64 shadow_packets;
+	__u64 shadow_bytes;
+};
+_Static_assert(sizeof(struct nwf_drop_count) == 32, "nwf_drop_count size");
+
+#define NWF_NO_ENTRY 0xffffffffu /* nwf_trace.index: no entry decided */
+
+/* Value of nwf_trace (per-CPU array, one entry), written for every frame of
+ * a bound interface when the classifier's nwf_cfg_trace knob is set: the
+ * deciding stage and entry, as the reference evaluator reports them. */
+struct nwf_trace {
+	__u64 seq;     /* frames traced on this CPU */
+	__u32 binding; /* nwf_binding.id */
+	__u32 index;   /* deciding entry, relative to the stage; NWF_NO_ENTRY */
+	__u32 entry;   /* the same, as an index into nwf_rules; NWF_NO_ENTRY */
+	__u32 rule;    /* nwf_rule.id of the deciding entry (0 with no entry) */
+	__u32 steps;   /* entries executed, both stages */
+	__u8 dir;      /* enum nwf_dir */
+	__u8 stage;    /* enum nwf_stage that decided */
+	__u8 action;   /* the deciding entry's action (ACCEPT with no entry) */
+	__u8 verdict;  /* enum nwf_verdict of the program (before shadow) */
+	__u8 dflt;     /* 1: no rule decided (CHAIN_END, end of stage, empty) */
+	__u8 reason;   /* enum nwf_drop_reason when the frame was dropped */
+	__u8 frag;     /* 1: the L3/L4 verdict came from nwf_frags */
+	__u8 _pad[5];
+};
+_Static_assert(sizeof(struct nwf_trace) == 40, "nwf_trace size");
+
+/* Key of nwf_frags (LRU hash): one fragmented datagram on one interface and
+ * direction. Addresses as the field values (IPv4 in the low 32 bits). */
+struct nwf_frag_key {
+	__u32 ifindex;
+	__u8 dir;   /* enum nwf_dir */
+	__u8 l3;    /* 4 or 6 */
+	__u8 proto; /* IPv4 protocol, IPv6 fragment header's next header */
+	__u8 _pad;
+	__u32 id; /* IPv4 identification, IPv6 fragment identification */
+	__u32 _pad2;
+	__u64 src[2];
+	__u64 dst[2];
+};
+_Static_assert(sizeof(struct nwf_frag_key) == 48, "nwf_frag_key size");
+
+#define NWF_FRAG_TIMEOUT_NS 30000000000ull /* as net.ipv4.ipfrag_time */
+
+/* Value of nwf_frags. */
+struct nwf_frag_val {
+	__u64 expires; /* bpf_ktime_get_ns() after which it is void */
+	__u8 verdict;  /* enum nwf_verdict of the first fragment */
+	__u8 _pad[7];
+};
+_Static_assert(sizeof(struct nwf_frag_val) == 16, "nwf_frag_val size");
+
+/* Fragment facts of nwf_pkt.frag. */
+#define NWF_PF_FIRST 0x01 /* first fragment of a fragmented datagram */
+#define NWF_PF_LATER 0x02 /* non-first fragment (FRAG == 1) */
+
+/*
+ * Value of nwf_scratch (per-CPU array, one entry): the frame as the parser
+ * saw it. val[f] and bit f of present are field f (value encoding and
+ * presence as above); the conntrack fields are never present (nwbpf has no
+ * conntrack-lite yet). A test that pins itself to a CPU can read it after
+ * BPF_PROG_TEST_RUN to compare the parser with the reference one.
+ */
+struct nwf_pkt {
+	__u64 present;		 /* bit f: field f present */
+	__u64 tcpopt[4];	 /* bit k: TCP option kind k in the list */
+	__u64 val[NWF_F_MAX][2]; /* field values */
+	__u8 tcpopt_ok;		 /* the TCP option list could be read */
+	__u8 frag;		 /* NWF_PF_* */
+	__u8 frag_proto;	 /* nwf_frag_key.proto of a fragment */
+	__u8 _pad;
+	__u32 frag_id; /* nwf_frag_key.id of a fragment */
+	__u32 len;     /* frame length */
+	__u32 _pad2;
+};
+_Static_assert(sizeof(struct nwf_pkt) == 8 + 32 + NWF_F_MAX * 16 + 16, "nwf_pkt size");
 
 #endif /* NWBPF_H */

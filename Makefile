@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+
+# The one copy of the BPF compiler and its flags. `make generate` passes them
+# to bpf2go (loader/gen.go); CI runs it and `git diff --exit-code` to prove
+# the committed objects are current.
+CLANG ?= clang
+CFLAGS := -O2 -g -Wall -Werror -mcpu=v3
+GO ?= go
+CLANG_FORMAT ?= clang-format-14
+
+.PHONY: generate build test bench demo lint clean help
+
+generate: ## regenerate the bpf2go output (loader/nwbpf_bpfel.{go,o})
+	BPF2GO_CC=$(CLANG) BPF2GO_CFLAGS="$(CFLAGS)" $(GO) generate ./loader
+
+build: ## build every package and the nwbpf command
+	$(GO) build ./...
+	$(GO) build -o nwbpf ./cmd/nwbpf
+
+test: ## run all tests (privileged ones need root: sudo make test)
+	$(GO) test -p 1 ./...
+
+bench: ## per-frame cost of the classifier next to an empty program
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 2s ./loader
+
+demo: ## run the end-to-end tests with verbose output
+	$(GO) test -p 1 -v -count 1 ./tests/...
+
+lint: ## gofmt, go vet and clang-format checks
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
+
+clean: ## remove build output
+	rm -f nwbpf
+	$(GO) clean -testcache
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "%-10s %s\n", $$1, $$2}'
