@@ -191,20 +191,24 @@ static __always_inline int has(const struct nwf_pkt *p, __u32 f)
 	return (p->present >> f) & 1;
 }
 
-/* STP: ebt_stp looks at the Ethernet payload (after the outer tag) for the
- * BPDU header whatever the type field says. */
+/*
+ * STP as ebt_stp reads it (nwbpf.h): its 6-byte header is one byte short of
+ * the BPDU's, so TYPE is the version byte and the 31-byte body starts at
+ * the BPDU's type. ebt_stp looks at the Ethernet payload (after the outer
+ * tag) whatever the type field says.
+ */
 static __always_inline void parse_stp(struct __sk_buff *skb, struct nwf_pkt *p, __u32 off,
 				      __u32 len)
 {
-	__u8 s[38];
-	const __u8 *c = s + 7;
+	__u8 s[37];
+	const __u8 *c = s + 6;
 
-	if (len < off + 7 || bpf_skb_load_bytes(skb, off, s, 7))
+	if (len < off + 6 || bpf_skb_load_bytes(skb, off, s, 6))
 		return;
 	if (s[0] != 0x42 || s[1] != 0x42 || s[2] != 0x03 || s[3] || s[4] || s[5])
 		return;
-	set(p, NWF_F_STP_TYPE, s[6]);
-	if (s[6] != 0 || len < off + 38 || bpf_skb_load_bytes(skb, off, s, 38))
+	set(p, NWF_F_STP_TYPE, s[5]);
+	if (len < off + 37 || bpf_skb_load_bytes(skb, off, s, 37))
 		return;
 	set(p, NWF_F_STP_FLAGS, c[0]);
 	set(p, NWF_F_STP_ROOT_PRIO, be16(c + 1));
@@ -676,8 +680,11 @@ static long nwf_step(__u32 iter, void *ctx)
 	int m;
 
 	if (r->pc >= r->len) {
-		if (r->ret >= 0) /* a sub-chain ran off the end of the stage */
-			return fail(r, 0);
+		if (r->ret >= 0) { /* a sub-chain ran off the end of the stage */
+			decide(r, NWF_VERDICT_ERROR, 0, 0);
+			r->index = r->pc; /* where it ran off, as the reference says */
+			return 1;
+		}
 		return decide(r, NWF_VERDICT_PASS, 0, 1);
 	}
 	r->steps++;
