@@ -91,21 +91,21 @@ func dummy(tb testing.TB) int {
 // skbCtx is the head of struct __sk_buff, up to ifindex: the part of the
 // context BPF_PROG_TEST_RUN lets a caller set that the classifier reads.
 type skbCtx struct {
-	Len, PktType, Mark, QueueMapping, Protocol       uint32
-	VlanPresent, VlanTCI, VlanProto, Priority        uint32
-	IngressIfindex, Ifindex                          uint32
-	TCIndex                                          uint32
-	CB                                               [5]uint32
-	Hash, TCClassid, Data, DataEnd, NapiID, Family   uint32
-	RemoteIP4, LocalIP4                              uint32
-	RemoteIP6, LocalIP6                              [4]uint32
-	RemotePort, LocalPort, DataMeta, _               uint32
-	FlowKeys, Tstamp                                 uint64
-	WireLen, GsoSegs                                 uint32
-	Sk                                               uint64
-	GsoSize                                          uint32
-	TstampType, _, _, _                              uint8
-	Hwtstamp                                         uint64
+	Len, PktType, Mark, QueueMapping, Protocol     uint32
+	VlanPresent, VlanTCI, VlanProto, Priority      uint32
+	IngressIfindex, Ifindex                        uint32
+	TCIndex                                        uint32
+	CB                                             [5]uint32
+	Hash, TCClassid, Data, DataEnd, NapiID, Family uint32
+	RemoteIP4, LocalIP4                            uint32
+	RemoteIP6, LocalIP6                            [4]uint32
+	RemotePort, LocalPort, DataMeta, _             uint32
+	FlowKeys, Tstamp                               uint64
+	WireLen, GsoSegs                               uint32
+	Sk                                             uint64
+	GsoSize                                        uint32
+	TstampType, _, _, _                            uint8
+	Hwtstamp                                       uint64
 }
 
 // result is what one run of the classifier reports.

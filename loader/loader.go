@@ -109,7 +109,7 @@ func Load(opts Options) (*Loader, error) {
 // pinReplace pins p at path, atomically replacing what is there.
 func pinReplace(p *ebpf.Program, path string) error {
 	tmp := path + "_next" // bpffs names cannot hold a dot
-	_ = os.Remove(tmp) // a leftover of an interrupted pin
+	_ = os.Remove(tmp)    // a leftover of an interrupted pin
 	if err := p.Pin(tmp); err != nil {
 		return err
 	}
