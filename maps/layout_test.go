@@ -24,7 +24,7 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("load %s: %v", object, err)
 	}
 	for _, m := range []struct {
-		c  string
+		c      string
 		mirror any
 	}{
 		{"nwf_cond", Cond{}},
