@@ -4,6 +4,7 @@ package loader
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -85,7 +86,13 @@ func dummy(tb testing.TB) int {
 	if err != nil {
 		tb.Fatalf("find veth %s: %v", name, err)
 	}
-	return lk.Attrs().Index
+	ifindex := lk.Attrs().Index
+	tb.Cleanup(func() {
+		if err := shared.store.Unbind(uint32(ifindex)); err != nil && !errors.Is(err, maps.ErrNotBound) {
+			tb.Errorf("unbind %s: %v", name, err)
+		}
+	})
+	return ifindex
 }
 
 // skbCtx is the head of struct __sk_buff, up to ifindex: the part of the
