@@ -111,7 +111,7 @@ struct {
  */
 #define NWF_TX_IP4_MAX 576
 #define NWF_TX_IP6_MAX 1280
-#define NWF_TXBUF (14 + NWF_TX_IP6_MAX)
+#define NWF_TXBUF 2560 /* 14 + NWF_TX_IP6_MAX, and room for masked offsets */
 
 struct nwf_txbuf {
 	__u8 b[NWF_TXBUF];
@@ -299,6 +299,7 @@ static __always_inline void parse_l4(struct __sk_buff *skb, struct nwf_pkt *p, _
 
 	if (len < off + 4 || bpf_skb_load_bytes(skb, off, l, 4))
 		return;
+	p->l4off = off;
 	switch (proto) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
@@ -429,6 +430,7 @@ __noinline int nwf_parse(struct __sk_buff *skb)
 	p->frag = 0;
 	p->frag_proto = 0;
 	p->frag_id = 0;
+	p->l4off = 0;
 	len = skb->len;
 	p->len = len;
 	if (len < ETH_HLEN || bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN))
@@ -906,7 +908,7 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 		trace(&b, &r, dir, NWF_VERDICT_REJECT, NWF_DROP_REJECT, 0);
 		if (nwf_drop(skb, b.mode, dir, NWF_DROP_REJECT) == TC_ACT_OK)
 			return TC_ACT_OK; /* shadow mode */
-		return nwf_reject(skb, p, hook);
+		return nwf_reject(skb, hook);
 	}
 	trace(&b, &r, dir, NWF_VERDICT_ERROR, NWF_DROP_MALFORMED, 0);
 	return nwf_drop(skb, b.mode, dir, NWF_DROP_MALFORMED);

@@ -407,7 +407,7 @@ struct nwf_pkt {
 	__u8 _pad;
 	__u32 frag_id; /* nwf_frag_key.id of a fragment */
 	__u32 len;     /* frame length */
-	__u32 _pad2;
+	__u32 l4off;   /* L4 header offset in the frame, 0 when not parsed */
 };
 _Static_assert(sizeof(struct nwf_pkt) == 8 + 32 + NWF_F_MAX * 16 + 16, "nwf_pkt size");
 

@@ -133,7 +133,7 @@ type Pkt struct {
 	_         uint8
 	FragID    uint32
 	Len       uint32
-	_         uint32
+	L4Off     uint32 // L4 header offset in the frame, 0 when not parsed
 }
 
 // Has reports whether field f is present.
