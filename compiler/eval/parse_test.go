@@ -203,9 +203,9 @@ func TestParse(t *testing.T) {
 			absent: []maps.Field{maps.FArpHType, maps.FL3},
 		},
 		{
-			name:   "stp tcn bpdu",
-			frame:  stpFrame(t, tcn),
-			want:   F{maps.FStpType: u(0), maps.FStpFlags: u(0x80)},
+			name:  "stp tcn bpdu",
+			frame: stpFrame(t, tcn),
+			want:  F{maps.FStpType: u(0), maps.FStpFlags: u(0x80)},
 		},
 		{
 			name:   "stp config body cut off",
