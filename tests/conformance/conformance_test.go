@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package conformance
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/nwbpf/nwbpf/compiler"
+	"github.com/nwbpf/nwbpf/internal/privtest"
+	"github.com/nwbpf/nwbpf/maps"
+	"github.com/nwbpf/nwbpf/tests/libvirtref"
+	"github.com/nwbpf/nwbpf/tests/netenv"
+)
+
+// Environment variables of `make conformance`.
+const (
+	envSeed   = "NWBPF_CONFORMANCE_SEED"   // seed of the random cases
+	envRandom = "NWBPF_CONFORMANCE_RANDOM" // number of random cases
+	envReport = "NWBPF_CONFORMANCE_REPORT" // write the report there
+)
+
+// CI defaults: a fixed seed and a random share that keeps the whole harness
+// within its time budget.
+const (
+	defaultSeed   = 1
+	defaultRandom = 100
+)
+
+func envUint(t *testing.T, name string, def uint64) uint64 {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return v
+}
+
+// libvirtRef is the Reference backed by the libvirt oracle.
+type libvirtRef struct {
+	t *testing.T
+	o *libvirtref.Oracle
+}
+
+func (r *libvirtRef) Define(doc string) { libvirtref.DefineFilter(r.t, doc) }
+
+func (r *libvirtRef) Bind(filter string, params []Param) {
+	ps := make([]libvirtref.Param, len(params))
+	for i, p := range params {
+		ps[i] = libvirtref.Param{Name: p.Name, Value: p.Value}
+	}
+	r.o.Bind(filter, ps...)
+}
+
+func (r *libvirtRef) Unbind() { r.o.Unbind() }
+
+func (r *libvirtRef) Flush() { libvirtref.FlushConntrack(r.t) }
+
+func (r *libvirtRef) Send(dir maps.Dir, frame []byte, timeout time.Duration) bool {
+	r.o.Timeout = timeout
+	return r.o.Send(dir, frame)
+}
+
+// libvirtVersion describes the reference for the report.
+func libvirtVersion() string {
+	out, err := exec.Command("libvirtd", "--version").Output()
+	if err != nil {
+		return "libvirt"
+	}
+	v := strings.TrimSpace(string(out))
+	if f := strings.Fields(v); len(f) > 0 {
+		v = "libvirt " + f[len(f)-1]
+	}
+	return v
+}
+
+// TestConformance runs the harness over every stock filter and the
+// checklist set against real libvirt, with the reference evaluator and,
+// where the classifier loads, BPF_PROG_TEST_RUN. Any stateless divergence
+// that is not a Known one fails the test.
+func TestConformance(t *testing.T) {
+	privtest.Require(t)
+	if _, err := os.Stat(StockDir); err != nil && !privtest.CI() {
+		t.Skipf("stock filters not installed (%v): apt-get install libvirt-daemon-config-nwfilter", err)
+	}
+	seed := envUint(t, envSeed, defaultSeed)
+	nRandom := int(envUint(t, envRandom, defaultRandom))
+
+	o := libvirtref.New(t)
+	// A fixed guest MAC keeps the frames the same from run to run (the
+	// peer's MAC is the sink's, random, and only ever named by role).
+	o.GuestMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x77, 0x00, 0x05}
+	n := Net{Guest: o.GuestMAC, Peer: o.Sink.MAC}
+
+	set, err := compiler.LoadDir(StockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock, err := Stock(StockDir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters := append(stock, Checklist(strings.TrimPrefix(netenv.Name("c"), "c"), n)...)
+	corpus := append(Fixed(), Random(seed, nRandom)...)
+
+	vs := []Verdicter{EvalVerdicter{}}
+	if tr := newTestRun(t); tr != nil {
+		vs = append(vs, tr)
+	}
+	res, err := Run(&libvirtRef{t: t, o: o}, set, filters, corpus, n, vs, Options{
+		Timeout: 25 * time.Millisecond,
+		Confirm: 300 * time.Millisecond,
+		Known:   KnownDivergences,
+		Logf:    t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Seed, res.RandomCases = seed, nRandom
+	for _, f := range res.Filters {
+		for _, d := range f.Unexplained() {
+			t.Errorf("%s %s: %s: %s: libvirt %s, nwbpf %s (%s)", f.Verdicter, f.Filter.Label, d.Case.Name, d.Frame.Spec,
+				word(d.Libvirt), word(d.Nwbpf), d.Decider)
+		}
+	}
+	t.Logf("%d filter trees, %d cases, %d frames each, %s", len(filters), res.Cases, res.Frames, res.Duration.Round(time.Second))
+	if path := os.Getenv(envReport); path != "" {
+		var b bytes.Buffer
+		if err := Report(&b, res, ReportInfo{
+			Command:     "make conformance",
+			Environment: libvirtVersion(),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newTestRun returns the BPF_PROG_TEST_RUN verdicter, removed in
+// t.Cleanup, or nil where the kernel cannot load the classifier.
+func newTestRun(t *testing.T) Verdicter {
+	t.Helper()
+	v, err := NewTestRunVerdicter(filepath.Join(privtest.BPFFS, netenv.Name("nwbpfc")))
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		t.Logf("classifier verdicter skipped: %v", err)
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return v
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package conformance
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nwbpf/nwbpf/compiler"
+	"github.com/nwbpf/nwbpf/maps"
+)
+
+// Reference is the implementation nwbpf is compared with: real libvirt in
+// the tests (see tests/libvirtref), a fake in the harness's own tests.
+// Methods report problems through the test they were built for.
+type Reference interface {
+	// Define defines a custom <filter> document.
+	Define(filterXML string)
+	// Bind instantiates filter for the guest with params (MAC comes from
+	// the binding).
+	Bind(filter string, params []Param)
+	// Unbind removes the binding.
+	Unbind()
+	// Flush forgets every tracked connection.
+	Flush()
+	// Send sends frame in dir and reports whether it was delivered,
+	// waiting at most timeout for it.
+	Send(dir maps.Dir, frame []byte, timeout time.Duration) bool
+}
+
+// Options tune Run.
+type Options struct {
+	// Timeout is how long the Reference waits for a frame before calling
+	// it dropped.
+	Timeout time.Duration
+	// Confirm is the longer wait used to re-check a frame the Reference
+	// dropped where nwbpf delivers it, before calling it a divergence.
+	Confirm time.Duration
+	// Known lists divergences nwbpf makes on purpose.
+	Known []Known
+	// Logf, when set, receives progress lines.
+	Logf func(format string, args ...any)
+}
+
+// Status is the outcome of one frame's comparison.
+type Status uint8
+
+// Statuses.
+const (
+	// Agree: stateless verdict, same on both sides.
+	Agree Status = iota
+	// Diverge: stateless verdict, different, not explained.
+	Diverge
+	// Explained: different on purpose (a Known divergence).
+	Explained
+	// StateAgree: the verdict depends on connection state (needs
+	// conntrack-lite); nwbpf's stateless answer happens to agree.
+	StateAgree
+	// StateDiverge: depends on connection state, and differs.
+	StateDiverge
+	// BridgeDrop: the bridge drops the frame with no filter at all;
+	// not compared.
+	BridgeDrop
+	numStatus
+)
+
+var statusNames = [...]string{"agree", "DIVERGE", "explained", "state-agree", "state-diverge", "bridge-drop"}
+
+// String names the status.
+func (s Status) String() string {
+	if s < numStatus {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status%d", s)
+}
+
+// FrameResult is one frame's comparison.
+type FrameResult struct {
+	Case    *Case
+	Index   int // the frame's position in its case
+	Frame   Frame
+	Libvirt bool // delivered by libvirt
+	Nwbpf   bool // delivered by nwbpf (this Verdicter)
+	Status  Status
+	// Decider is the nwbpf entry that decided (reference evaluator).
+	Decider string
+	// Known is the divergence that explains it, with Explained.
+	Known *Known
+	// Confirmed says the Reference's drop was re-checked with the longer
+	// timeout.
+	Confirmed bool
+}
+
+// FilterResult is one filter tree's comparison with one Verdicter.
+type FilterResult struct {
+	Filter    Filter
+	Verdicter string
+	Frames    []FrameResult
+	Counts    [numStatus]int
+	// Flaky counts frames whose Reference verdict changed on
+	// confirmation (delivered late).
+	Flaky int
+}
+
+// Unexplained returns the stateless divergences.
+func (r *FilterResult) Unexplained() []FrameResult {
+	var out []FrameResult
+	for _, f := range r.Frames {
+		if f.Status == Diverge {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Result is a whole run.
+type Result struct {
+	Seed        uint64
+	RandomCases int
+	Cases       int
+	Frames      int
+	BridgeDrops []Frame
+	Filters     []*FilterResult
+	Verdicters  []string
+	Duration    time.Duration
+}
+
+// Run compares every filter of filters between ref and each Verdicter over
+// the corpus, for topology n. set must hold the stock filters; the custom
+// ones of filters are defined in it (and in ref) here. A first pass with no
+// binding finds the bridge drops, which no filter pass sends again.
+func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Net, vs []Verdicter, opts Options) (*Result, error) {
+	start := time.Now()
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	frames, err := corpus.Frames(n)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Cases: len(corpus)}
+	for _, v := range vs {
+		res.Verdicters = append(res.Verdicters, v.Name())
+	}
+	// Baseline: what the bridge delivers with no filter bound.
+	bridged := make([][]bool, len(frames))
+	for i, fs := range frames {
+		ref.Flush()
+		bridged[i] = make([]bool, len(fs))
+		for j, f := range fs {
+			res.Frames++
+			bridged[i][j] = ref.Send(f.Dir(), f.Data, opts.Timeout)
+			if !bridged[i][j] && opts.Confirm > 0 {
+				ref.Flush()
+				bridged[i][j] = ref.Send(f.Dir(), f.Data, opts.Confirm)
+			}
+			if !bridged[i][j] {
+				res.BridgeDrops = append(res.BridgeDrops, f)
+			}
+		}
+	}
+	logf("baseline: %d cases, %d frames, %d bridge drops", len(frames), res.Frames, len(res.BridgeDrops))
+
+	for _, f := range filters {
+		if err := f.Define(set); err != nil {
+			return nil, err
+		}
+		prog, err := set.Compile(f.Name, compiler.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("compile %s: %w", f.Label, err)
+		}
+		inst, err := prog.Bind(f.Vars(n))
+		if err != nil {
+			return nil, fmt.Errorf("bind %s: %w", f.Label, err)
+		}
+		for _, d := range f.Defs {
+			ref.Define(d)
+		}
+		ref.Bind(f.Name, f.Params)
+		lib := make([][]bool, len(frames))
+		var flat []Frame
+		for i, fs := range frames {
+			ref.Flush()
+			lib[i] = make([]bool, len(fs))
+			for j, fr := range fs {
+				if !bridged[i][j] {
+					continue
+				}
+				lib[i][j] = ref.Send(fr.Dir(), fr.Data, opts.Timeout)
+				flat = append(flat, fr)
+			}
+		}
+		for _, v := range vs {
+			got, err := v.Verdicts(prog, inst, flat)
+			if err != nil {
+				return nil, fmt.Errorf("%s verdicts for %s: %w", v.Name(), f.Label, err)
+			}
+			fr := &FilterResult{Filter: f, Verdicter: v.Name()}
+			k := 0
+			for i, fs := range frames {
+				for j, frame := range fs {
+					r := FrameResult{Case: &corpus[i], Index: j, Frame: frame, Libvirt: lib[i][j]}
+					if !bridged[i][j] {
+						r.Status = BridgeDrop
+						fr.Frames = append(fr.Frames, r)
+						fr.Counts[r.Status]++
+						continue
+					}
+					r.Nwbpf = got[k]
+					k++
+					state := StateDependent(prog, inst, frame)
+					if r.Libvirt != r.Nwbpf && !r.Libvirt && !state && opts.Confirm > 0 {
+						// Re-check a drop that nwbpf does not make:
+						// replay the case up to this frame.
+						ref.Flush()
+						for jj := 0; jj < j; jj++ {
+							if bridged[i][jj] {
+								ref.Send(fs[jj].Dir(), fs[jj].Data, opts.Timeout)
+							}
+						}
+						r.Confirmed = true
+						if ref.Send(frame.Dir(), frame.Data, opts.Confirm) {
+							r.Libvirt, lib[i][j] = true, true
+							fr.Flaky++
+						}
+					}
+					switch {
+					case state && r.Libvirt == r.Nwbpf:
+						r.Status = StateAgree
+					case state:
+						r.Status = StateDiverge
+					case r.Libvirt == r.Nwbpf:
+						r.Status = Agree
+					default:
+						r.Status = Diverge
+						for ki := range opts.Known {
+							if opts.Known[ki].Explains(f, frame, r.Libvirt) {
+								r.Status, r.Known = Explained, &opts.Known[ki]
+								break
+							}
+						}
+					}
+					if r.Status != Agree && r.Status != StateAgree {
+						r.Decider = Decider(prog, inst, frame)
+					}
+					fr.Frames = append(fr.Frames, r)
+					fr.Counts[r.Status]++
+				}
+			}
+			res.Filters = append(res.Filters, fr)
+			logf("%-28s %-8s agree %4d  diverge %d  explained %d  state %d/%d  (flaky %d)", f.Label, v.Name(),
+				fr.Counts[Agree], fr.Counts[Diverge], fr.Counts[Explained], fr.Counts[StateAgree], fr.Counts[StateDiverge], fr.Flaky)
+		}
+		ref.Unbind()
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// Unexplained returns every stateless divergence of the run.
+func (r *Result) Unexplained() []FrameResult {
+	var out []FrameResult
+	for _, f := range r.Filters {
+		out = append(out, f.Unexplained()...)
+	}
+	return out
+}
+
+// Known is a divergence nwbpf makes on purpose: libvirt behaviour that is a
+// bug nwbpf does not copy.
+type Known struct {
+	// ID names it in the report.
+	ID string
+	// Filter, when not empty, limits it to the filter tree of that Label.
+	Filter string
+	// Match selects the frames it explains.
+	Match func(Spec) bool
+	// Libvirt is libvirt's verdict on those frames (delivered or not).
+	Libvirt bool
+	// Reason says why nwbpf differs.
+	Reason string
+	// Test names the test that pins nwbpf's verdict.
+	Test string
+}
+
+// Explains reports whether k explains libvirt's verdict on frame under f.
+func (k *Known) Explains(f Filter, frame Frame, libvirt bool) bool {
+	return (k.Filter == "" || k.Filter == f.Label) && libvirt == k.Libvirt && k.Match(frame.Spec)
+}
