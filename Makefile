@@ -8,7 +8,7 @@ CFLAGS := -O2 -g -Wall -Werror -mcpu=v3
 GO ?= go
 CLANG_FORMAT ?= clang-format-14
 
-.PHONY: generate build test bench demo lint clean help
+.PHONY: generate build test bench demo lint clean help conformance
 
 generate: ## regenerate the bpf2go output (loader/nwbpf_bpfel.{go,o})
 	BPF2GO_CC=$(CLANG) BPF2GO_CFLAGS="$(CFLAGS)" $(GO) generate ./loader
@@ -30,6 +30,15 @@ lint: ## gofmt, go vet and clang-format checks
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
+
+# `make conformance` compares nwbpf with real libvirt over every stock filter
+# and the checklist set (root, libvirtd) and rewrites docs/conformance.md.
+CONFORMANCE_SEED ?= 1
+CONFORMANCE_RANDOM ?= 1000
+conformance: ## nwbpf against real libvirt (sudo; CONFORMANCE_SEED, CONFORMANCE_RANDOM); rewrites docs/conformance.md
+	NWBPF_CONFORMANCE_SEED=$(CONFORMANCE_SEED) NWBPF_CONFORMANCE_RANDOM=$(CONFORMANCE_RANDOM) \
+	NWBPF_CONFORMANCE_REPORT=$(CURDIR)/docs/conformance.md \
+	$(GO) test -p 1 -count 1 -timeout 60m -v -run '^TestConformance$$' ./tests/conformance
 
 clean: ## remove build output
 	rm -f nwbpf

@@ -215,6 +215,10 @@ func Fixed() Corpus {
 	add("vlan", "tagged ARP", with(ao, func(s *Spec) { s.HasVLAN, s.VLAN = true, 42 }))
 	add("vlan", "tagged IPv6", with(base(out, KindIPv6, ProtoUDP), func(s *Spec) { s.HasVLAN, s.VLAN = true, 42 }))
 	add("vlan", "tagged unknown type", with(rawSpec(out, 0x88b5), func(s *Spec) { s.HasVLAN, s.VLAN = true, 42 }))
+	// ebtables reads --vlan-encap as hex: libvirt's decimal 2054 (ARP)
+	// and 2048 (IPv4) match these types (see KnownDivergences).
+	add("vlan", "tagged type 0x2054", with(rawSpec(out, 0x2054), func(s *Spec) { s.HasVLAN, s.VLAN = true, 42 }))
+	add("vlan", "tagged type 0x2048 to the guest", with(rawSpec(in, 0x2048), func(s *Spec) { s.HasVLAN, s.VLAN = true, 10 }))
 	add("vlan", "tagged IPv4 to the guest", with(u4i, func(s *Spec) { s.HasVLAN, s.VLAN = true, 42 }))
 	add("vlan", "tagged IPv4 vlan 10 to the guest", with(u4i, func(s *Spec) { s.HasVLAN, s.VLAN = true, 10 }))
 
@@ -272,7 +276,7 @@ func Fixed() Corpus {
 	add("ipv6", "DHCPv6 advertise from a rogue server", with(u6i, func(s *Spec) {
 		s.SrcIP, s.DstIP, s.SPort, s.DPort = SpoofIPv6, LinkLocal, 547, 546
 	}))
-	for _, ext := range [][]uint8{{0}, {60}, {43}, {44}, {0, 60}, {0, 43, 44, 60}} {
+	for _, ext := range [][]uint8{{0}, {60}, {43}, {44}, {51}, {0, 60}, {0, 43, 44, 60}, {0, 51}} {
 		for _, p := range []uint8{ProtoUDP, ProtoTCP, ProtoICMPv6} {
 			add("ipv6-ext", fmt.Sprintf("ext %v %s out", ext, protoName(p)), with(base(out, KindIPv6, p), func(s *Spec) { s.Ext = ext }))
 		}

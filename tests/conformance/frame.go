@@ -273,14 +273,20 @@ func v6(ip net.IP) net.IP {
 	return ip.To16()
 }
 
-// extHeader returns an 8-byte IPv6 extension header of type typ followed by
+// extHeader returns an IPv6 extension header of type typ followed by
 // next: hop-by-hop and destination options hold a PadN option, a routing
 // header is type 0 with no segments left (so no node acts on it), a fragment
-// header is an atomic fragment (offset 0, no more fragments).
+// header is an atomic fragment (offset 0, no more fragments), an
+// authentication header has a 4-byte ICV (16 bytes in all).
 func extHeader(typ, next uint8) []byte {
 	h := make([]byte, 8)
 	h[0] = next
 	switch typ {
+	case ProtoAH:
+		h = make([]byte, 16)
+		h[0], h[1] = next, 2                      // length in 4-byte units, minus 2
+		binary.BigEndian.PutUint32(h[4:], 0x3000) // SPI
+		binary.BigEndian.PutUint32(h[8:], 1)      // sequence
 	case 0, 60:
 		h[2], h[3] = 1, 4 // PadN, 4 bytes
 	case 43:

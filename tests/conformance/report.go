@@ -114,8 +114,8 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 	for _, id := range ids {
 		frs := known[id]
 		k := frs[0].Known
-		p("### %s\n\n%s\n\nPinned by `%s`. Frames (%d), for example `%s` (libvirt: %s, nwbpf: %s).\n\n",
-			k.ID, k.Reason, k.Test, len(frs), frs[0].Frame.Spec, word(frs[0].Libvirt), word(frs[0].Nwbpf))
+		p("### %s%s\n\n%s\n\nPinned by `%s`. Frames (%d), for example `%s` (libvirt: %s, nwbpf: %s).\n\n",
+			k.ID, openTag(k), k.Reason, k.Test, len(frs), frs[0].Frame.Spec, word(frs[0].Libvirt), word(frs[0].Nwbpf))
 	}
 
 	p("## Needs conntrack-lite\n\n")
@@ -191,3 +191,10 @@ func word(delivered bool) string {
 }
 
 func esc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func openTag(k *Known) string {
+	if k.Open {
+		return " (OPEN: nwbpf bug)"
+	}
+	return " (libvirt bug, not copied)"
+}
