@@ -46,12 +46,18 @@ func TestStoreStateRoundTrip(t *testing.T) {
 		return p
 	}
 	steps := []func(s *Store) error{
-		func(s *Store) error { return s.Bind(1, BindRequest{ID: 1, Stages: varProg(1), Instances: [][][]CVal{{{v(1)}, {v(2)}}}}) },
-		func(s *Store) error { return s.Bind(2, BindRequest{ID: 2, Stages: varProg(1), Instances: [][][]CVal{{{v(3)}}}}) },
+		func(s *Store) error {
+			return s.Bind(1, BindRequest{ID: 1, Stages: varProg(1), Instances: [][][]CVal{{{v(1)}, {v(2)}}}})
+		},
+		func(s *Store) error {
+			return s.Bind(2, BindRequest{ID: 2, Stages: varProg(1), Instances: [][][]CVal{{{v(3)}}}})
+		},
 		func(s *Store) error { return s.Bind(3, BindRequest{ID: 3, Stages: prog(2, 3)}) },
 		func(s *Store) error { return s.Bind(1, BindRequest{ID: 1, Stages: prog(3, 1)}) }, // quarantines
 		func(s *Store) error { return s.Unbind(2) },
-		func(s *Store) error { return s.Bind(4, BindRequest{ID: 4, Stages: varProg(1), Instances: [][][]CVal{{{v(4)}}}}) }, // revives
+		func(s *Store) error {
+			return s.Bind(4, BindRequest{ID: 4, Stages: varProg(1), Instances: [][][]CVal{{{v(4)}}}})
+		}, // revives
 		func(s *Store) error { return s.Unbind(3) },
 		func(s *Store) error { return s.Bind(5, BindRequest{ID: 5, Stages: prog(4, 4)}) },
 	}
