@@ -67,14 +67,20 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 
 	for _, v := range r.Verdicters {
 		p("## Filters (%s)\n\n", v)
-		p("| filter tree | checklist items | agree | DIVERGE | explained | state agree | state diverge | bridge drop |\n")
-		p("|---|---|---:|---:|---:|---:|---:|---:|\n")
+		p("| filter tree | checklist items | libvirt drops | agree | DIVERGE | explained | state agree | state diverge | bridge drop |\n")
+		p("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range r.Filters {
 			if f.Verdicter != v {
 				continue
 			}
 			c := f.Counts
-			p("| %s | %s | %d | %d | %d | %d | %d | %d |\n", f.Filter.Label, f.Filter.Items,
+			drops := 0
+			for _, fr := range f.Frames {
+				if fr.Status != BridgeDrop && !fr.Libvirt {
+					drops++
+				}
+			}
+			p("| %s | %s | %d | %d | %d | %d | %d | %d | %d |\n", f.Filter.Label, f.Filter.Items, drops,
 				c[Agree], c[Diverge], c[Explained], c[StateAgree], c[StateDiverge], c[BridgeDrop])
 		}
 		p("\n")
@@ -119,33 +125,32 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 	}
 
 	p("## Needs conntrack-lite\n\n")
-	p("Frames whose verdict depends on connection state, per filter tree; \"diverge\" rows are where\n")
-	p("nwbpf's stateless answer differs from libvirt's stateful one, which conntrack-lite has to fix.\n\n")
-	type key struct{ filter, verdicter string }
-	any := false
+	p("Frames whose verdict depends on connection state, per filter tree: how many, and how many of them\n")
+	p("nwbpf's stateless answer gets wrong (conntrack-lite has to fix those), with up to %d examples.\n\n", maxExamples)
+	anyState := false
 	for _, f := range r.Filters {
-		var rows []FrameResult
-		for _, fr := range f.Frames {
-			if fr.Status == StateDiverge {
-				rows = append(rows, fr)
-			}
-		}
-		if len(rows) == 0 {
+		if f.Counts[StateAgree]+f.Counts[StateDiverge] == 0 {
 			continue
 		}
-		if !any {
-			p("| verdicter | filter tree | case | frame | libvirt | nwbpf (no state) |\n|---|---|---|---|---|---|\n")
-			any = true
+		if !anyState {
+			p("| verdicter | filter tree | state-dependent | stateless answer wrong | examples (libvirt / nwbpf) |\n|---|---|---:|---:|---|\n")
+			anyState = true
 		}
-		for _, fr := range rows {
+		var ex []string
+		for _, fr := range f.Frames {
+			if fr.Status != StateDiverge || len(ex) == maxExamples {
+				continue
+			}
 			name := fr.Case.Name
 			if len(fr.Case.Specs) > 1 {
 				name = fmt.Sprintf("%s (frame %d)", name, fr.Index+1)
 			}
-			p("| %s | %s | %s | `%s` | %s | %s |\n", f.Verdicter, f.Filter.Label, name, fr.Frame.Spec, word(fr.Libvirt), word(fr.Nwbpf))
+			ex = append(ex, fmt.Sprintf("%s: `%s` (%s / %s)", name, fr.Frame.Spec, word(fr.Libvirt), word(fr.Nwbpf)))
 		}
+		p("| %s | %s | %d | %d | %s |\n", f.Verdicter, f.Filter.Label, f.Counts[StateAgree]+f.Counts[StateDiverge],
+			f.Counts[StateDiverge], strings.Join(ex, "<br>"))
 	}
-	if !any {
+	if !anyState {
 		p("None.\n")
 	}
 	p("\n")
@@ -182,6 +187,9 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// maxExamples bounds the examples listed per filter tree.
+const maxExamples = 8
 
 func word(delivered bool) string {
 	if delivered {
