@@ -20,6 +20,10 @@ type command struct {
 
 var commands = map[string]command{
 	"compile": {"compile a binding's filter tree and print the program", runCompile},
+	"attach":  {"attach the classifier to a guest device and bind its filter", runAttach},
+	"detach":  {"detach the classifier from a guest device and unbind it", runDetach},
+	"status":  {"list attached devices with per-rule packet and byte counters", runStatus},
+	"verdict": {"run frames through the real classifier (BPF_PROG_TEST_RUN)", runVerdict},
 }
 
 func usage(w io.Writer) {
