@@ -9,10 +9,12 @@
  *   SEC("tc") nwf_ingress, nwf_egress  the two hooks of a guest interface
  *   SEC("tc") nwf_empty                passes everything (benchmark baseline)
  *   nwf_cfg_trace                      const volatile knob: fill nwf_trace
+ *   nwf_cfg_ct_timeout                 const volatile: conntrack timeouts (ns)
  *   maps                               nwf_bindings nwf_rulesets nwf_rules
  *                                      nwf_vidx nwf_vals nwf_rule_stats
  *                                      nwf_drop_stats nwf_trace nwf_frags
- *                                      nwf_scratch nwf_txbuf
+ *                                      nwf_scratch nwf_txbuf nwf_ct
+ *                                      nwf_flow_stats nwf_flow_scratch
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -25,6 +27,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set before load: record every decision in nwf_trace. */
 const volatile __u8 nwf_cfg_trace = 0;
+
+#define SEC_NS 1000000000ull
+
+/* Set before load: conntrack timeouts by enum nwf_ct_timeout, in ns. The
+ * defaults are nf_conntrack's (docs/dataplane.md has the table). */
+const volatile __u64 nwf_cfg_ct_timeout[NWF_CTT_MAX] = {
+	[NWF_CTT_GENERIC] = 600 * SEC_NS,      [NWF_CTT_TCP_SYN_SENT] = 120 * SEC_NS,
+	[NWF_CTT_TCP_SYN_RECV] = 60 * SEC_NS,  [NWF_CTT_TCP_ESTABLISHED] = 432000 * SEC_NS,
+	[NWF_CTT_TCP_FIN_WAIT] = 120 * SEC_NS, [NWF_CTT_TCP_CLOSE_WAIT] = 60 * SEC_NS,
+	[NWF_CTT_TCP_LAST_ACK] = 30 * SEC_NS,  [NWF_CTT_TCP_TIME_WAIT] = 120 * SEC_NS,
+	[NWF_CTT_TCP_CLOSE] = 10 * SEC_NS,     [NWF_CTT_TCP_SYN_SENT2] = 120 * SEC_NS,
+	[NWF_CTT_TCP_UNACK] = 300 * SEC_NS,    [NWF_CTT_UDP] = 30 * SEC_NS,
+	[NWF_CTT_UDP_STREAM] = 120 * SEC_NS,   [NWF_CTT_ICMP] = 30 * SEC_NS,
+};
 
 /* Element lifetimes: bindings and rulesets are replaced whole by the
  * control plane. Without preallocation a replaced element is freed after
@@ -102,6 +118,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nwf_pkt);
 } nwf_scratch SEC(".maps");
+
+/* Conntrack-lite: bounded, the least recently used flow is evicted to make
+ * room (max_entries is set at load, loader.Options.ConntrackSize). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NWF_CT_DEFAULT_SIZE);
+	__type(key, struct nwf_ct_key);
+	__type(value, struct nwf_ct_val);
+} nwf_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NWF_FC_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} nwf_flow_stats SEC(".maps");
 
 /*
  * The ICMP error of a reject is built here, then copied over the frame:
@@ -792,7 +824,7 @@ static __always_inline int nwf_drop(struct __sk_buff *skb, __u8 mode, __u8 dir, 
 }
 
 static __always_inline void trace(const struct nwf_binding *b, const struct nwf_run *r, __u8 dir,
-				  __u8 verdict, __u8 reason, __u8 frag)
+				  __u8 verdict, __u8 reason, __u8 frag, __u8 fast)
 {
 	__u32 k = 0;
 	struct nwf_trace *t;
@@ -808,6 +840,7 @@ static __always_inline void trace(const struct nwf_binding *b, const struct nwf_
 	t->verdict = verdict;
 	t->reason = reason;
 	t->frag = frag;
+	t->fast = fast;
 	t->steps = r->steps;
 	t->stage = r->stage;
 	t->index = r->index;
@@ -835,6 +868,35 @@ static __always_inline void frag_key(struct nwf_frag_key *k, const struct nwf_pk
 }
 
 #include "reject.h"
+#include "conntrack.h"
+
+/* fast_path takes the L3/L4 verdict of an ESTABLISHED flow from its cache:
+ * entry g accepted the flow's frames in this direction under the binding's
+ * current gen. The entry counts the frame as if it had run. */
+static __always_inline void fast_path(struct nwf_run *r, const struct nwf_ruleset *rs, __u8 dir,
+				      __u32 g)
+{
+	const struct nwf_rule *e;
+
+	r->stage = NWF_STAGE_L34;
+	r->start = rs->start[dir & 1][NWF_STAGE_L34];
+	r->verdict = NWF_VERDICT_PASS;
+	r->index = NWF_NO_ENTRY;
+	r->rule = 0;
+	r->action = NWF_ACT_ACCEPT;
+	r->dflt = 1;
+	flow_count(NWF_FC_FASTPATH);
+	if (g == NWF_NO_ENTRY)
+		return;
+	hit(g, r->bytes);
+	r->index = g - r->start;
+	e = bpf_map_lookup_elem(&nwf_rules, &g);
+	if (!e) /* NULL: g past nwf_rules; it was in range when cached */
+		return;
+	r->rule = e->id;
+	r->action = e->action;
+	r->dflt = e->kind == NWF_RK_CHAIN_END;
+}
 
 static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 {
@@ -843,9 +905,12 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 	struct nwf_frag_val fv = {}, *fvp;
 	const struct nwf_ruleset *rs;
 	struct nwf_binding *bp, b;
+	struct nwf_flow *f;
+	struct nwf_ct_val *e;
 	struct nwf_pkt *p;
-	__u32 ifindex = skb->ifindex, k = 0;
-	__u8 dir, reason;
+	__u32 ifindex = skb->ifindex, k = 0, cached;
+	__u64 now;
+	__u8 dir, reason, fast = 0;
 
 	bp = bpf_map_lookup_elem(&nwf_bindings, &ifindex);
 	if (!bp) /* NULL: not a guest interface, nwbpf does not filter it */
@@ -859,7 +924,7 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 		return nwf_drop(skb, b.mode, dir, NWF_DROP_INTERNAL);
 	rs = bpf_map_lookup_elem(&nwf_rulesets, &b.ruleset);
 	if (!rs) { /* NULL: the binding names a ruleset that is not there */
-		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_NO_RULESET, 0);
+		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_NO_RULESET, 0, 0);
 		return nwf_drop(skb, b.mode, dir, NWF_DROP_NO_RULESET);
 	}
 	r.vbase = b.vidx;
@@ -868,10 +933,11 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 	run_stage(&r, rs, dir, NWF_STAGE_L2);
 	if (r.verdict != NWF_VERDICT_PASS) {
 		reason = r.verdict == NWF_VERDICT_DROP ? NWF_DROP_L2 : NWF_DROP_MALFORMED;
-		trace(&b, &r, dir, r.verdict, reason, 0);
+		trace(&b, &r, dir, r.verdict, reason, 0, 0);
 		return nwf_drop(skb, b.mode, dir, reason);
 	}
 
+	now = bpf_ktime_get_ns(); /* the frame's one clock read */
 	if (p->frag & NWF_PF_LATER) {
 		/* No L4 header: the first fragment's verdict stands. */
 		frag_key(&fk, p, ifindex, dir);
@@ -882,35 +948,56 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 		r.action = NWF_ACT_ACCEPT;
 		r.dflt = 0;
 		/* NULL: first fragment unseen (or evicted); drop */
-		if (fvp && fvp->expires > bpf_ktime_get_ns() && fvp->verdict == NWF_VERDICT_PASS) {
-			trace(&b, &r, dir, NWF_VERDICT_PASS, 0, 1);
+		if (fvp && fvp->expires > now && fvp->verdict == NWF_VERDICT_PASS) {
+			trace(&b, &r, dir, NWF_VERDICT_PASS, 0, 1, 0);
 			return TC_ACT_OK;
 		}
-		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_FRAGMENT, 1);
+		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_FRAGMENT, 1, 0);
 		return nwf_drop(skb, b.mode, dir, NWF_DROP_FRAGMENT);
 	}
 
-	run_stage(&r, rs, dir, NWF_STAGE_L34);
+	/* The connection state is an input of the L3/L4 stage. */
+	if (nwf_ct_prepare(skb, ifindex) < 0)
+		return nwf_drop(skb, b.mode, dir, NWF_DROP_INTERNAL);
+	f = bpf_map_lookup_elem(&nwf_flow_scratch, &k);
+	if (!f) /* NULL: no scratch entry; nwf_ct_prepare has just used it */
+		return nwf_drop(skb, b.mode, dir, NWF_DROP_INTERNAL);
+	e = ct_lookup(f, now);
+	cached = ct_cached(e, f, &b);
+	if (cached != NWF_NO_CACHE) {
+		fast_path(&r, rs, dir, cached);
+		fast = 1;
+	} else {
+		run_stage(&r, rs, dir, NWF_STAGE_L34);
+	}
 	if (p->frag & NWF_PF_FIRST) {
 		frag_key(&fk, p, ifindex, dir);
-		fv.expires = bpf_ktime_get_ns() + NWF_FRAG_TIMEOUT_NS;
+		fv.expires = now + NWF_FRAG_TIMEOUT_NS;
 		fv.verdict = r.verdict == NWF_VERDICT_PASS ? NWF_VERDICT_PASS : NWF_VERDICT_DROP;
 		bpf_map_update_elem(&nwf_frags, &fk, &fv, BPF_ANY);
 	}
 	switch (r.verdict) {
 	case NWF_VERDICT_PASS:
-		trace(&b, &r, dir, NWF_VERDICT_PASS, 0, 0);
+		/* Cache an ESTABLISHED frame's verdict when the program allows. */
+		cached = NWF_NO_CACHE;
+		if (!fast && f->state == NWF_CT_ESTABLISHED && (b.flags & NWF_BF_CT_CACHE))
+			cached = r.index == NWF_NO_ENTRY ? NWF_NO_ENTRY : r.start + r.index;
+		if (ct_commit(e, f, dir, now, b.gen, cached) < 0) {
+			trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_CONNTRACK, 0, fast);
+			return nwf_drop(skb, b.mode, dir, NWF_DROP_CONNTRACK);
+		}
+		trace(&b, &r, dir, NWF_VERDICT_PASS, 0, 0, fast);
 		return TC_ACT_OK;
 	case NWF_VERDICT_DROP:
-		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_L34, 0);
+		trace(&b, &r, dir, NWF_VERDICT_DROP, NWF_DROP_L34, 0, 0);
 		return nwf_drop(skb, b.mode, dir, NWF_DROP_L34);
 	case NWF_VERDICT_REJECT:
-		trace(&b, &r, dir, NWF_VERDICT_REJECT, NWF_DROP_REJECT, 0);
+		trace(&b, &r, dir, NWF_VERDICT_REJECT, NWF_DROP_REJECT, 0, 0);
 		if (nwf_drop(skb, b.mode, dir, NWF_DROP_REJECT) == TC_ACT_OK)
 			return TC_ACT_OK; /* shadow mode */
 		return nwf_reject(skb, hook);
 	}
-	trace(&b, &r, dir, NWF_VERDICT_ERROR, NWF_DROP_MALFORMED, 0);
+	trace(&b, &r, dir, NWF_VERDICT_ERROR, NWF_DROP_MALFORMED, 0, 0);
 	return nwf_drop(skb, b.mode, dir, NWF_DROP_MALFORMED);
 }
 

@@ -29,6 +29,14 @@
  *   struct nwf_frag_key  a fragmented datagram (nwf_frags)
  *   struct nwf_frag_val  the verdict its first fragment got
  *   struct nwf_pkt       the parsed frame (per-CPU scratch nwf_scratch)
+ * Added with conntrack-lite:
+ *   NWF_BF_*             binding flags (NWF_BF_CT_CACHE)
+ *   enum nwf_tcp_state   a tracked TCP connection's state, as nf_conntrack's
+ *   enum nwf_ct_timeout  timeout classes (nwf_cfg_ct_timeout)
+ *   NWF_CTF_*            flags of a tracked flow
+ *   struct nwf_ct_key    a flow on one guest interface (nwf_ct)
+ *   struct nwf_ct_val    its state, expiry and fast-path cache
+ *   enum nwf_flow_counter conntrack counters (nwf_flow_stats)
  *
  * Values: a field is read as a big-endian unsigned integer of its width and
  * held right-aligned in two u64 words, [0] the high and [1] the low 64 bits.
@@ -203,6 +211,9 @@ enum nwf_ct_state {
 	NWF_CT_ESTABLISHED = 0x02,
 	NWF_CT_RELATED = 0x04,
 	NWF_CT_INVALID = 0x08,
+	NWF_CT_UNTRACKED = 0x10, /* ICMPv6 neighbour discovery and MLD, which
+				  * nf_conntrack leaves untracked: no state
+				  * libvirt can name matches it */
 };
 
 enum nwf_ct_dir {
@@ -268,10 +279,21 @@ struct nwf_binding {
 	__u32 id;      /* binding id, for logs and metrics */
 	__u8 out_hook; /* enum nwf_hook */
 	__u8 mode;     /* enum nwf_mode */
-	__u8 flags;
+	__u8 flags;    /* NWF_BF_* */
 	__u8 _pad;
+	/* Added with conntrack-lite: a value no earlier binding value of any
+	 * interface had, so that a flow's cached L3/L4 verdict (nwf_ct_val.gen)
+	 * is never taken for a newer program or newer instance values. */
+	__u64 gen;
 };
-_Static_assert(sizeof(struct nwf_binding) == 16, "nwf_binding size");
+_Static_assert(sizeof(struct nwf_binding) == 24, "nwf_binding size");
+
+/* nwf_binding.flags. CT_CACHE: the binding's L3/L4 stages (both directions)
+ * test only fields that cannot change within a flow and direction once it
+ * is ESTABLISHED (addresses, protocol, ports, ICMP type and code, ethertype,
+ * L3, conntrack state and direction), so the L3/L4 verdict of one such
+ * frame holds for the next ones while the binding value (gen) stays. */
+#define NWF_BF_CT_CACHE 0x01
 
 /* Value of nwf_vidx (array): instance i, value j of a rule is
  * nwf_vals[first + i * rule.nvar + j], i < count. */
@@ -314,7 +336,8 @@ enum nwf_drop_reason {
 	NWF_DROP_MALFORMED = 4,	 /* the program is malformed (NWF_VERDICT_ERROR) */
 	NWF_DROP_NO_RULESET = 5, /* the binding names a missing ruleset */
 	NWF_DROP_INTERNAL = 6,	 /* a per-CPU scratch map is missing */
-	NWF_DROP_MAX = 7,
+	NWF_DROP_CONNTRACK = 7,	 /* no room for a passed frame's new flow */
+	NWF_DROP_MAX = 8,
 };
 
 /* Value of nwf_rule_stats (per-CPU array, NWF_MAX_RULES entries, indexed
@@ -357,7 +380,8 @@ struct nwf_trace {
 	__u8 dflt;     /* 1: no rule decided (CHAIN_END, end of stage, empty) */
 	__u8 reason;   /* enum nwf_drop_reason when the frame was dropped */
 	__u8 frag;     /* 1: the L3/L4 verdict came from nwf_frags */
-	__u8 _pad[5];
+	__u8 fast;     /* 1: the L3/L4 verdict came from the flow's cache */
+	__u8 _pad[4];
 };
 _Static_assert(sizeof(struct nwf_trace) == 40, "nwf_trace size");
 
@@ -393,8 +417,9 @@ _Static_assert(sizeof(struct nwf_frag_val) == 16, "nwf_frag_val size");
 /*
  * Value of nwf_scratch (per-CPU array, one entry): the frame as the parser
  * saw it. val[f] and bit f of present are field f (value encoding and
- * presence as above); the conntrack fields are never present (nwbpf has no
- * conntrack-lite yet). A test that pins itself to a CPU can read it after
+ * presence as above); the conntrack fields are set after the L2 stage
+ * passed (they are absent when the L2 stage dropped the frame, and on a
+ * non-first fragment, whose L3/L4 verdict is its first fragment's). A test that pins itself to a CPU can read it after
  * BPF_PROG_TEST_RUN to compare the parser with the reference one.
  */
 struct nwf_pkt {
@@ -410,5 +435,100 @@ struct nwf_pkt {
 	__u32 l4off;   /* L4 header offset in the frame, 0 when not parsed */
 };
 _Static_assert(sizeof(struct nwf_pkt) == 8 + 32 + NWF_F_MAX * 16 + 16, "nwf_pkt size");
+
+/*
+ * Conntrack-lite. One entry of nwf_ct (LRU hash) per flow and guest
+ * interface, keyed in the orientation of the flow's first passed frame
+ * (the ORIGINAL direction); a frame looks up its own orientation, then the
+ * reversed one (REPLY). Which frames create, update and match entries, the
+ * states reported in NWF_F_CT_STATE/CT_DIR and the timeouts are described
+ * in docs/dataplane.md ("Connection tracking").
+ *
+ * Keys: TCP and UDP by addresses and ports; ICMP and ICMPv6 queries (echo,
+ * timestamp, information, address mask, node information) by addresses,
+ * sport = the query's identifier and dport = the query's (request) type;
+ * every other protocol by addresses and protocol, ports 0 (nf_conntrack's
+ * generic tracker). Addresses as the field values (IPv4 in the low 32
+ * bits of [1]).
+ */
+struct nwf_ct_key {
+	__u32 ifindex;
+	__u8 l3;    /* 4 or 6 */
+	__u8 proto; /* L4 protocol (IPv6: after the extension headers) */
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad;
+	__u32 _pad2;
+	__u64 src[2];
+	__u64 dst[2];
+};
+_Static_assert(sizeof(struct nwf_ct_key) == 48, "nwf_ct_key size");
+
+/* TCP states, numbered as nf_conntrack's enum tcp_conntrack. */
+enum nwf_tcp_state {
+	NWF_TCP_NONE = 0, /* not TCP */
+	NWF_TCP_SYN_SENT = 1,
+	NWF_TCP_SYN_RECV = 2,
+	NWF_TCP_ESTABLISHED = 3,
+	NWF_TCP_FIN_WAIT = 4,
+	NWF_TCP_CLOSE_WAIT = 5,
+	NWF_TCP_LAST_ACK = 6,
+	NWF_TCP_TIME_WAIT = 7,
+	NWF_TCP_CLOSE = 8,
+	NWF_TCP_SYN_SENT2 = 9,
+	NWF_TCP_MAX = 10,
+};
+
+/* Timeout classes: index into the classifier's nwf_cfg_ct_timeout (ns).
+ * The TCP classes have the number of their state. */
+enum nwf_ct_timeout {
+	NWF_CTT_GENERIC = 0,
+	NWF_CTT_TCP_SYN_SENT = 1,
+	NWF_CTT_TCP_SYN_RECV = 2,
+	NWF_CTT_TCP_ESTABLISHED = 3,
+	NWF_CTT_TCP_FIN_WAIT = 4,
+	NWF_CTT_TCP_CLOSE_WAIT = 5,
+	NWF_CTT_TCP_LAST_ACK = 6,
+	NWF_CTT_TCP_TIME_WAIT = 7,
+	NWF_CTT_TCP_CLOSE = 8,
+	NWF_CTT_TCP_SYN_SENT2 = 9,
+	NWF_CTT_TCP_UNACK = 10, /* any TCP state before the flow is assured */
+	NWF_CTT_UDP = 11,	/* no reply seen */
+	NWF_CTT_UDP_STREAM = 12,
+	NWF_CTT_ICMP = 13, /* ICMP and ICMPv6 queries */
+	NWF_CTT_MAX = 14,
+};
+
+/* nwf_ct_val.flags. */
+#define NWF_CTF_SEEN_REPLY 0x01	 /* a frame of the REPLY direction passed */
+#define NWF_CTF_ASSURED 0x02	 /* TCP: established after a reply */
+#define NWF_CTF_CACHE_ORIG 0x10	 /* cache[0] holds the ORIGINAL verdict */
+#define NWF_CTF_CACHE_REPLY 0x20 /* cache[1] holds the REPLY verdict */
+
+/* Value of nwf_ct. */
+struct nwf_ct_val {
+	__u64 expires; /* bpf_ktime_get_ns() after which the entry is void */
+	__u64 gen;     /* nwf_binding.gen the cache belongs to */
+	/* Per conntrack direction (ORIGINAL, REPLY), valid with its
+	 * NWF_CTF_CACHE_* flag: the nwf_rules index of the L3/L4 entry that
+	 * accepted an ESTABLISHED frame under gen, NWF_NO_ENTRY when the
+	 * stage passed without one. */
+	__u32 cache[2];
+	__u8 state; /* enum nwf_tcp_state (NONE for other protocols) */
+	__u8 flags; /* NWF_CTF_* */
+	__u8 odir;  /* enum nwf_dir of the ORIGINAL direction */
+	__u8 _pad[5];
+};
+_Static_assert(sizeof(struct nwf_ct_val) == 32, "nwf_ct_val size");
+
+/* Index into nwf_flow_stats (per-CPU array of __u64). */
+enum nwf_flow_counter {
+	NWF_FC_INSERT = 0,	  /* flows created */
+	NWF_FC_INSERT_FAILED = 1, /* creations that failed (frame dropped) */
+	NWF_FC_FASTPATH = 2,	  /* frames whose L3/L4 verdict was cached */
+	NWF_FC_MAX = 3,
+};
+
+#define NWF_CT_DEFAULT_SIZE 65536 /* nwf_ct entries unless configured */
 
 #endif /* NWBPF_H */

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -26,7 +27,7 @@ const bpffsRoot = "/sys/fs/bpf"
 // scratch, trace and transmit buffers belong to one load of the program.
 var pinnedMaps = []string{
 	"nwf_bindings", "nwf_rulesets", "nwf_rules", "nwf_vidx", "nwf_vals",
-	"nwf_rule_stats", "nwf_drop_stats", "nwf_frags",
+	"nwf_rule_stats", "nwf_drop_stats", "nwf_frags", "nwf_ct", "nwf_flow_stats",
 }
 
 // Options configure Load.
@@ -37,6 +38,13 @@ type Options struct {
 	// Trace loads the classifier with its nwf_cfg_trace knob set, so that
 	// every decision is recorded in nwf_trace (for tests and debugging).
 	Trace bool
+	// ConntrackSize is the capacity of the conntrack table nwf_ct, in
+	// flows of all interfaces (maps.CTDefaultSize when 0, at most
+	// MaxConntrackSize). When it is full the least recently used flow is
+	// evicted. A pinned table of another size is not adopted: Load fails.
+	ConntrackSize int
+	// ConntrackTimeouts override maps.DefaultCTTimeouts per class.
+	ConntrackTimeouts map[maps.CTTimeout]time.Duration
 }
 
 // Loader is a loaded classifier: its programs and maps, pinned under
@@ -76,6 +84,9 @@ func Load(opts Options) (*Loader, error) {
 		spec.Maps[name].Pinning = ebpf.PinByName
 	}
 	mapDir := filepath.Join(dir, "maps")
+	if err := configureConntrack(spec, opts, mapDir); err != nil {
+		return nil, fmt.Errorf("load classifier: %w", err)
+	}
 	progDir := filepath.Join(dir, "progs")
 	for _, d := range []string{mapDir, progDir, filepath.Join(dir, "links")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -213,6 +224,10 @@ func (l *Loader) Map(name string) *ebpf.Map {
 		return l.objs.NwfFrags
 	case "nwf_scratch":
 		return l.objs.NwfScratch
+	case "nwf_ct":
+		return l.objs.NwfCt
+	case "nwf_flow_stats":
+		return l.objs.NwfFlowStats
 	}
 	return nil
 }

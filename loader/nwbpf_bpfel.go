@@ -16,21 +16,25 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	nwbpfMapNwfBindings  = "nwf_bindings"
-	nwbpfMapNwfDropStats = "nwf_drop_stats"
-	nwbpfMapNwfFrags     = "nwf_frags"
-	nwbpfMapNwfRuleStats = "nwf_rule_stats"
-	nwbpfMapNwfRules     = "nwf_rules"
-	nwbpfMapNwfRulesets  = "nwf_rulesets"
-	nwbpfMapNwfScratch   = "nwf_scratch"
-	nwbpfMapNwfTrace     = "nwf_trace"
-	nwbpfMapNwfTxbuf     = "nwf_txbuf"
-	nwbpfMapNwfVals      = "nwf_vals"
-	nwbpfMapNwfVidx      = "nwf_vidx"
-	nwbpfProgNwfEgress   = "nwf_egress"
-	nwbpfProgNwfEmpty    = "nwf_empty"
-	nwbpfProgNwfIngress  = "nwf_ingress"
-	nwbpfVarNwfCfgTrace  = "nwf_cfg_trace"
+	nwbpfMapNwfBindings     = "nwf_bindings"
+	nwbpfMapNwfCt           = "nwf_ct"
+	nwbpfMapNwfDropStats    = "nwf_drop_stats"
+	nwbpfMapNwfFlowScratch  = "nwf_flow_scratch"
+	nwbpfMapNwfFlowStats    = "nwf_flow_stats"
+	nwbpfMapNwfFrags        = "nwf_frags"
+	nwbpfMapNwfRuleStats    = "nwf_rule_stats"
+	nwbpfMapNwfRules        = "nwf_rules"
+	nwbpfMapNwfRulesets     = "nwf_rulesets"
+	nwbpfMapNwfScratch      = "nwf_scratch"
+	nwbpfMapNwfTrace        = "nwf_trace"
+	nwbpfMapNwfTxbuf        = "nwf_txbuf"
+	nwbpfMapNwfVals         = "nwf_vals"
+	nwbpfMapNwfVidx         = "nwf_vidx"
+	nwbpfProgNwfEgress      = "nwf_egress"
+	nwbpfProgNwfEmpty       = "nwf_empty"
+	nwbpfProgNwfIngress     = "nwf_ingress"
+	nwbpfVarNwfCfgCtTimeout = "nwf_cfg_ct_timeout"
+	nwbpfVarNwfCfgTrace     = "nwf_cfg_trace"
 )
 
 // loadNwbpf returns the embedded CollectionSpec for nwbpf.
@@ -84,24 +88,28 @@ type nwbpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nwbpfMapSpecs struct {
-	NwfBindings  *ebpf.MapSpec `ebpf:"nwf_bindings"`
-	NwfDropStats *ebpf.MapSpec `ebpf:"nwf_drop_stats"`
-	NwfFrags     *ebpf.MapSpec `ebpf:"nwf_frags"`
-	NwfRuleStats *ebpf.MapSpec `ebpf:"nwf_rule_stats"`
-	NwfRules     *ebpf.MapSpec `ebpf:"nwf_rules"`
-	NwfRulesets  *ebpf.MapSpec `ebpf:"nwf_rulesets"`
-	NwfScratch   *ebpf.MapSpec `ebpf:"nwf_scratch"`
-	NwfTrace     *ebpf.MapSpec `ebpf:"nwf_trace"`
-	NwfTxbuf     *ebpf.MapSpec `ebpf:"nwf_txbuf"`
-	NwfVals      *ebpf.MapSpec `ebpf:"nwf_vals"`
-	NwfVidx      *ebpf.MapSpec `ebpf:"nwf_vidx"`
+	NwfBindings    *ebpf.MapSpec `ebpf:"nwf_bindings"`
+	NwfCt          *ebpf.MapSpec `ebpf:"nwf_ct"`
+	NwfDropStats   *ebpf.MapSpec `ebpf:"nwf_drop_stats"`
+	NwfFlowScratch *ebpf.MapSpec `ebpf:"nwf_flow_scratch"`
+	NwfFlowStats   *ebpf.MapSpec `ebpf:"nwf_flow_stats"`
+	NwfFrags       *ebpf.MapSpec `ebpf:"nwf_frags"`
+	NwfRuleStats   *ebpf.MapSpec `ebpf:"nwf_rule_stats"`
+	NwfRules       *ebpf.MapSpec `ebpf:"nwf_rules"`
+	NwfRulesets    *ebpf.MapSpec `ebpf:"nwf_rulesets"`
+	NwfScratch     *ebpf.MapSpec `ebpf:"nwf_scratch"`
+	NwfTrace       *ebpf.MapSpec `ebpf:"nwf_trace"`
+	NwfTxbuf       *ebpf.MapSpec `ebpf:"nwf_txbuf"`
+	NwfVals        *ebpf.MapSpec `ebpf:"nwf_vals"`
+	NwfVidx        *ebpf.MapSpec `ebpf:"nwf_vidx"`
 }
 
 // nwbpfVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nwbpfVariableSpecs struct {
-	NwfCfgTrace *ebpf.VariableSpec `ebpf:"nwf_cfg_trace"`
+	NwfCfgCtTimeout *ebpf.VariableSpec `ebpf:"nwf_cfg_ct_timeout"`
+	NwfCfgTrace     *ebpf.VariableSpec `ebpf:"nwf_cfg_trace"`
 }
 
 // nwbpfObjects contains all objects after they have been loaded into the kernel.
@@ -124,23 +132,29 @@ func (o *nwbpfObjects) Close() error {
 //
 // It can be passed to loadNwbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nwbpfMaps struct {
-	NwfBindings  *ebpf.Map `ebpf:"nwf_bindings"`
-	NwfDropStats *ebpf.Map `ebpf:"nwf_drop_stats"`
-	NwfFrags     *ebpf.Map `ebpf:"nwf_frags"`
-	NwfRuleStats *ebpf.Map `ebpf:"nwf_rule_stats"`
-	NwfRules     *ebpf.Map `ebpf:"nwf_rules"`
-	NwfRulesets  *ebpf.Map `ebpf:"nwf_rulesets"`
-	NwfScratch   *ebpf.Map `ebpf:"nwf_scratch"`
-	NwfTrace     *ebpf.Map `ebpf:"nwf_trace"`
-	NwfTxbuf     *ebpf.Map `ebpf:"nwf_txbuf"`
-	NwfVals      *ebpf.Map `ebpf:"nwf_vals"`
-	NwfVidx      *ebpf.Map `ebpf:"nwf_vidx"`
+	NwfBindings    *ebpf.Map `ebpf:"nwf_bindings"`
+	NwfCt          *ebpf.Map `ebpf:"nwf_ct"`
+	NwfDropStats   *ebpf.Map `ebpf:"nwf_drop_stats"`
+	NwfFlowScratch *ebpf.Map `ebpf:"nwf_flow_scratch"`
+	NwfFlowStats   *ebpf.Map `ebpf:"nwf_flow_stats"`
+	NwfFrags       *ebpf.Map `ebpf:"nwf_frags"`
+	NwfRuleStats   *ebpf.Map `ebpf:"nwf_rule_stats"`
+	NwfRules       *ebpf.Map `ebpf:"nwf_rules"`
+	NwfRulesets    *ebpf.Map `ebpf:"nwf_rulesets"`
+	NwfScratch     *ebpf.Map `ebpf:"nwf_scratch"`
+	NwfTrace       *ebpf.Map `ebpf:"nwf_trace"`
+	NwfTxbuf       *ebpf.Map `ebpf:"nwf_txbuf"`
+	NwfVals        *ebpf.Map `ebpf:"nwf_vals"`
+	NwfVidx        *ebpf.Map `ebpf:"nwf_vidx"`
 }
 
 func (m *nwbpfMaps) Close() error {
 	return _NwbpfClose(
 		m.NwfBindings,
+		m.NwfCt,
 		m.NwfDropStats,
+		m.NwfFlowScratch,
+		m.NwfFlowStats,
 		m.NwfFrags,
 		m.NwfRuleStats,
 		m.NwfRules,
@@ -157,7 +171,8 @@ func (m *nwbpfMaps) Close() error {
 //
 // It can be passed to loadNwbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nwbpfVariables struct {
-	NwfCfgTrace *ebpf.Variable `ebpf:"nwf_cfg_trace"`
+	NwfCfgCtTimeout *ebpf.Variable `ebpf:"nwf_cfg_ct_timeout"`
+	NwfCfgTrace     *ebpf.Variable `ebpf:"nwf_cfg_trace"`
 }
 
 // nwbpfPrograms contains all programs after they have been loaded into the kernel.

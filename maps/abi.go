@@ -231,6 +231,7 @@ const (
 	CTEstablished = 0x02
 	CTRelated     = 0x04
 	CTInvalid     = 0x08
+	CTUntracked   = 0x10 // ICMPv6 ND and MLD, untracked as in nf_conntrack
 )
 
 // Conntrack directions (C enum nwf_ct_dir).
@@ -321,8 +322,11 @@ type Binding struct {
 	ID      uint32
 	OutHook Hook
 	Mode    Mode
-	Flags   uint8
+	Flags   uint8 // BF* flags
 	_       uint8
+	// Gen differs from every earlier binding value's (Store.Bind sets
+	// it): a flow's cached L3/L4 verdict belongs to one Gen.
+	Gen uint64
 }
 
 // Vidx mirrors struct nwf_vidx.

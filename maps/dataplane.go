@@ -38,10 +38,11 @@ const (
 	DropMalformed DropReason = 4 // malformed program
 	DropNoRuleset DropReason = 5 // binding names a missing ruleset
 	DropInternal  DropReason = 6 // per-CPU scratch missing
-	DropReasonMax DropReason = 7
+	DropConntrack DropReason = 7 // no room for a passed frame's new flow
+	DropReasonMax DropReason = 8
 )
 
-var dropReasonNames = [...]string{"l2", "l34", "reject", "fragment", "malformed", "no-ruleset", "internal"}
+var dropReasonNames = [...]string{"l2", "l34", "reject", "fragment", "malformed", "no-ruleset", "internal", "conntrack"}
 
 // String names the reason, as a bounded metrics label.
 func (r DropReason) String() string {
@@ -99,7 +100,8 @@ type Trace struct {
 	Dflt    uint8 // 1: no rule decided
 	Reason  DropReason
 	Frag    uint8 // 1: the L3/L4 verdict came from nwf_frags
-	_       [5]uint8
+	Fast    uint8 // 1: the L3/L4 verdict came from the flow's cache
+	_       [4]uint8
 }
 
 // FragKey mirrors struct nwf_frag_key.

@@ -39,6 +39,8 @@ func TestLayout(t *testing.T) {
 		{"nwf_frag_key", FragKey{}},
 		{"nwf_frag_val", FragVal{}},
 		{"nwf_pkt", Pkt{}},
+		{"nwf_ct_key", CTKey{}},
+		{"nwf_ct_val", CTVal{}},
 	} {
 		t.Run(m.c, func(t *testing.T) {
 			var s *btf.Struct

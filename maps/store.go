@@ -104,6 +104,7 @@ type Store struct {
 	bindings          map[uint32]*binding
 	pending           []quarantined
 	nextID            uint32
+	gen               uint64 // last Binding.Gen written
 }
 
 // NewStore returns a Store that writes into m, which it assumes empty.
@@ -165,7 +166,8 @@ func (s *Store) Bind(ifindex uint32, req BindRequest) error {
 		return fmt.Errorf("bind ifindex %d: %w", ifindex, err)
 	}
 	b := &binding{
-		val:  Binding{Ruleset: rs.id, Vidx: vidx.Start, ID: req.ID, OutHook: req.OutHook, Mode: req.Mode},
+		val: Binding{Ruleset: rs.id, Vidx: vidx.Start, ID: req.ID, OutHook: req.OutHook, Mode: req.Mode,
+			Flags: bindingFlags(&req.Stages), Gen: s.nextGen()},
 		rs:   rs,
 		vidx: vidx,
 		vals: vals,
@@ -363,6 +365,23 @@ func (s *Store) writeRule(at uint32, r *Rule) error {
 		return fmt.Errorf("write nwf_rules[%d]: %w", at, err)
 	}
 	return nil
+}
+
+// bindingFlags are the BF* flags of a binding running stages.
+func bindingFlags(stages *[2][2][]Rule) uint8 {
+	if FlowInvariant(stages) {
+		return BFCTCache
+	}
+	return 0
+}
+
+// nextGen returns a Binding.Gen no earlier binding value had, in this
+// Store or (the wall clock in ns being its floor) in an earlier daemon's
+// Store over the same pinned maps, so that no flow's cached verdict is
+// taken for a new binding value.
+func (s *Store) nextGen() uint64 {
+	s.gen = max(s.gen+1, uint64(s.now().UnixNano()))
+	return s.gen
 }
 
 // newID returns a ruleset id not in use (ids are never 0).

@@ -102,8 +102,12 @@ func TestStoreLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := f.bindings.data[uint32(7)].(Binding)
-	if diff := cmp.Diff(Binding{Ruleset: b.Ruleset, Vidx: b.Vidx, ID: 9, OutHook: HookEgress, Mode: ModeShadow}, b); diff != "" {
+	if diff := cmp.Diff(Binding{Ruleset: b.Ruleset, Vidx: b.Vidx, ID: 9, OutHook: HookEgress, Mode: ModeShadow,
+		Flags: BFCTCache, Gen: b.Gen}, b); diff != "" {
 		t.Errorf("binding (-want +got):\n%s", diff)
+	}
+	if b.Gen == 0 {
+		t.Errorf("binding Gen is 0")
 	}
 	rs := f.rulesets.data[b.Ruleset].(Ruleset)
 	// Stages are laid out out/l2, out/l34, in/l2, in/l34.

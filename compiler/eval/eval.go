@@ -12,12 +12,15 @@ import (
 // CT is the conntrack-lite view of a packet: what the classifier's
 // connection lookup would report before the rules run.
 type CT struct {
-	// Present says the packet has a conntrack view. The fields CT_STATE
-	// and CT_DIR are present when it does and the packet has L3.
+	// Present says the packet has a conntrack view. CT_STATE is present
+	// when it does and the packet has L3; CT_DIR needs a Dir too.
 	Present bool
-	// State is one of maps.CTNew, CTEstablished, CTRelated, CTInvalid.
+	// State is one of maps.CTNew, CTEstablished, CTRelated, CTInvalid,
+	// CTUntracked.
 	State uint8
-	// Dir is maps.CTDirOriginal or maps.CTDirReply.
+	// Dir is maps.CTDirOriginal or maps.CTDirReply, or 0 when the packet
+	// belongs to no connection (INVALID, untracked): CT_DIR is absent then,
+	// as the classifier reports it.
 	Dir uint8
 }
 
@@ -376,7 +379,7 @@ func (e *evaluator) field(f maps.Field) (maps.U128, bool) {
 		if f == maps.FCTState {
 			return maps.U128{0, uint64(e.ct.State)}, true
 		}
-		return maps.U128{0, uint64(e.ct.Dir)}, true
+		return maps.U128{0, uint64(e.ct.Dir)}, e.ct.Dir != 0
 	}
 	return FieldValue(e.pkt, f)
 }
