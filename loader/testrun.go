@@ -51,6 +51,28 @@ var testRunCapacity = map[string]uint32{
 	"nwf_vals":       2 * 4 * maps.MaxStageLen,
 }
 
+// ErrFrameRefused says BPF_PROG_TEST_RUN cannot run the frame: it is
+// shorter than an Ethernet header, or its ethertype says IPv4 or IPv6 and
+// the fixed IP header (20 or 40 bytes) is cut off, which the kernel checks
+// before the program runs. Such frames can reach a real device's TC hooks;
+// only a test on a real device can show what the classifier does with them.
+var ErrFrameRefused = errors.New("BPF_PROG_TEST_RUN refuses the frame")
+
+// checkFrame reports frames BPF_PROG_TEST_RUN refuses.
+func checkFrame(frame []byte) error {
+	const eth = 14
+	if len(frame) < eth {
+		return fmt.Errorf("%w: %d bytes, shorter than an Ethernet header", ErrFrameRefused, len(frame))
+	}
+	switch typ := uint16(frame[12])<<8 | uint16(frame[13]); {
+	case typ == 0x0800 && len(frame) < eth+20:
+		return fmt.Errorf("%w: IPv4 ethertype with %d bytes of IP header, the kernel wants 20", ErrFrameRefused, len(frame)-eth)
+	case typ == 0x86dd && len(frame) < eth+40:
+		return fmt.Errorf("%w: IPv6 ethertype with %d bytes of IP header, the kernel wants 40", ErrFrameRefused, len(frame)-eth)
+	}
+	return nil
+}
+
 // TestRun is a private load of the classifier for running frames through
 // BPF_PROG_TEST_RUN: traced, with maps that are not pinned and programs
 // attached nowhere, so its bindings change no traffic and several TestRuns
@@ -150,8 +172,8 @@ type Decision struct {
 // Run runs frame through the hook that carries direction dir for
 // ifindex's binding (ingress for "out" on a tap-like binding) and returns
 // the decision. Per-flow state (fragments, connections) carries over from
-// earlier runs until ResetState. The kernel needs at least an Ethernet
-// header (14 bytes).
+// earlier runs until ResetState. The kernel refuses some frames
+// (ErrFrameRefused).
 func (r *TestRun) Run(ifindex int, dir maps.Dir, frame []byte) (Decision, error) {
 	b, ok := r.store.Binding(uint32(ifindex))
 	if !ok {
@@ -165,8 +187,12 @@ func (r *TestRun) Run(ifindex int, dir maps.Dir, frame []byte) (Decision, error)
 }
 
 // RunHook runs frame through one hook's program as if it crossed
-// ifindex, bound or not.
+// ifindex, bound or not. A frame the kernel would refuse is an error
+// wrapping ErrFrameRefused.
 func (r *TestRun) RunHook(ifindex int, hook maps.Hook, frame []byte) (Decision, error) {
+	if err := checkFrame(frame); err != nil {
+		return Decision{}, fmt.Errorf("test run ifindex %d: %w", ifindex, err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	before, err := r.traces()

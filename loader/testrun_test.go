@@ -143,3 +143,30 @@ func TestTestRunPrivate(t *testing.T) {
 		t.Errorf("Map(nwf_rule_stats) = nil")
 	}
 }
+
+// TestTestRunRefusedFrames checks that the frames the kernel's
+// BPF_PROG_TEST_RUN refuses are reported as ErrFrameRefused, and that the
+// shortest it takes run.
+func TestTestRunRefusedFrames(t *testing.T) {
+	r := newTestRun(t)
+	if err := r.Bind(LoopbackIfindex, maps.BindRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		typ     uint16
+		n       int
+		refused bool
+	}{
+		{0x0806, 13, true}, {0x0806, 14, false}, {0x8100, 14, false},
+		{0x0800, 33, true}, {0x0800, 34, false}, {0x86dd, 53, true}, {0x86dd, 54, false},
+	} {
+		f := make([]byte, c.n)
+		if c.n >= 14 {
+			f[12], f[13] = byte(c.typ>>8), byte(c.typ)
+		}
+		_, err := r.Run(LoopbackIfindex, maps.DirOut, f)
+		if got := errors.Is(err, ErrFrameRefused); got != c.refused || (!c.refused && err != nil) {
+			t.Errorf("ethertype %#x, %d bytes: %v, want refused %v", c.typ, c.n, err, c.refused)
+		}
+	}
+}
