@@ -123,6 +123,7 @@ func resolveValues(c condT, r *Rule, combo map[VarAccess]string) ([]value, error
 		if err != nil {
 			return nil, fmt.Errorf("<%s> attribute %s from $%s: %w", r.Proto, an, a.Var.String(), err)
 		}
+		v.raw = raw
 		vals[i] = v
 	}
 	return vals, nil

@@ -599,7 +599,7 @@ func TestItem50To57L2Protocols(t *testing.T) {
 	</filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l2), []string{
-		"root 500 drop a#0: dstmac == ff:ff:ff:ff:ff:ff && ethproto == 0x8100 && vlan-id == 0x10 && vlan-encap == arp",
+		"root 500 drop a#0: dstmac == ff:ff:ff:ff:ff:ff && ethproto == 0x8100 && vlan-id == 0x10 && vlan-encap == (as ebtables reads it) arp",
 		"root 500 drop a#1: dstmac == 01:80:c2:00:00:00 && stp-type == 0x80 && stp-flags == 1 && stp-root-prio in 10-20 && stp-root-cost in 5 && stp-sender-prio in 1 && stp-port in 3-4 && stp-msg-age in 1 && stp-max-age in 2 && stp-hello-time in 3 && stp-forward-delay in 4 && stp-root-addr == 52:54:00:00:00:01/ff:ff:ff:00:00:00 && stp-sender-addr == 52:54:00:00:00:02",
 		"root 500 drop a#2: ethproto == 0x8035 && arp-htype == 1 && arp-opcode == reply && arp-ptype == 0x800 && arp-spa == 10.0.0.1/24 && arp-tpa == 10.0.1.1/24 && arp-sha == 52:54:00:00:00:01",
 		"root 500 drop a#3: ethproto == 0x800 && ip-tos == 10",
@@ -608,6 +608,9 @@ func TestItem50To57L2Protocols(t *testing.T) {
 		"root 500 drop a#5: ethproto == 0x86dd && l4proto == icmpv6 && !(icmp-code in 0-255)",
 		"root 0 end:accept: ",
 	})
+	if enc := p.Stages[out][l2][0].Cond[3]; enc.Field != maps.FVlanEncap || enc.A[1] != 0x2054 {
+		t.Errorf("encap-protocol arp: %v = 0x%x, want ebtables' reading 0x2054", enc.Field, enc.A[1])
+	}
 	stp := p.Stages[out][l2][1]
 	for i := 2; i < int(stp.NCond); i++ {
 		if stp.Cond[i].Flags&maps.CFStpConfig == 0 {
@@ -646,6 +649,24 @@ func TestKernelRefusedMatches(t *testing.T) {
 	}
 	if _, err := p.Bind(vars("MAC=52:54:00:00:00:01", "LO=90", "HI=80")); err == nil || !strings.Contains(err.Error(), "start above its end") {
 		t.Fatalf("bind-time range check: %v", err)
+	}
+}
+
+// libvirt prints encap-protocol in decimal, ebtables reads hex; a
+// variable's text goes through unchanged.
+func TestVlanEncapAsEbtablesReadsIt(t *testing.T) {
+	s := setOf(t, `<filter name='a'><rule action='drop' direction='out'><vlan encap-protocol='0x800'/></rule>
+		<rule action='drop' direction='out'><vlan encap-protocol='$E'/></rule>
+		<rule action='drop' direction='out'><vlan encap-protocol='34525'/></rule></filter>`)
+	p, inst := compileBind(t, s, "a", "E=0x86dd")
+	if got := p.Stages[out][l2][0].Cond[1].A[1]; got != 0x2048 {
+		t.Errorf("0x800: 0x%x, want 0x2048", got)
+	}
+	if got := inst[p.Stages[out][l2][1].VSlot][0][0].A[1]; got != 0x86dd {
+		t.Errorf("$E=0x86dd: 0x%x, want 0x86dd", got)
+	}
+	if got := p.Stages[out][l2][2].Cond[1].A[1]; got != 0x4525 {
+		t.Errorf("34525: 0x%x, want 0x4525 (16 bits of 0x34525)", got)
 	}
 }
 

@@ -5,6 +5,7 @@ package compiler
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/nwbpf/nwbpf/maps"
@@ -499,7 +500,9 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 		ethHdr()
 		add(eqConst(maps.FEthProto, 0x8100))
 		num(maps.FVlanID, "vlanid")
-		num(maps.FVlanEncap, "encap-protocol")
+		if r.has("encap-protocol") {
+			add(vlanEncap(neg(r, "encap-protocol")))
+		}
 	case "stp":
 		if rev && r.has("srcmacaddr") {
 			return nil, fmt.Errorf("STP filtering in inout direction with source MAC address set is not supported")
@@ -632,6 +635,34 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 
 // l2Ports adds <ip>/<ipv6> port ranges. The kernel's ebt_ip/ebt_ip6 refuse
 // ports with a negated protocol, so libvirt cannot instantiate those.
+// vlanEncap reproduces what ebtables makes of libvirt's --vlan-encap:
+// libvirt prints the value in decimal (a variable's text as is), and
+// ebtables reads it as hex (or an ethertype name) and keeps 16 bits. So
+// encap-protocol='arp' (2054) matches ethertype 0x2054, and 0x800
+// (printed 2048) matches 0x2048. (ebtables' floor of 0x3c cannot be hit:
+// libvirt's own check keeps the value at 0x3c or above, and any such value
+// printed in decimal reads as at least 0x60.)
+func vlanEncap(neg bool) condT {
+	c := eqNum(maps.FVlanEncap, "encap-protocol", neg)
+	c.sym = "== (as ebtables reads it)"
+	c.build = func(v []value) (maps.U128, maps.U128) {
+		return u(ebtablesEncap(v[0])), ones(2)
+	}
+	return c
+}
+
+func ebtablesEncap(v value) uint64 {
+	text := v.raw
+	if text == "" {
+		text = fmt.Sprintf("%d", v.num)
+	}
+	if n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(text, "0x"), "0X"), 16, 64); err == nil {
+		return n & 0xffff
+	}
+	// Not hex: ebtables looks the name up in /etc/ethertypes.
+	return v.num
+}
+
 func l2Ports(r *Rule, rev bool, add func(condT)) error {
 	if !r.has("srcportstart") && !r.has("dstportstart") {
 		return nil

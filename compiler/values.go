@@ -43,6 +43,10 @@ type value struct {
 	addr netip.Addr // IP addresses
 	mac  [6]byte    // MAC addresses and masks
 	str  string     // strings (comment, ipset)
+	// raw is the text a variable substituted; "" for literal values.
+	// libvirt prints a variable's text unchanged into the firewall rule,
+	// which matters where the tool reads it differently (--vlan-encap).
+	raw string
 }
 
 // parseUint parses like libvirt's virStrToLong_ui: the whole string, in the

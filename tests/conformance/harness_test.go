@@ -126,7 +126,7 @@ func TestFramesParse(t *testing.T) {
 			// L3 fields exist for untagged frames only (ebtables' view);
 			// the evaluator skips AH like an extension header (see the
 			// open divergence ipv6-ah-l4proto).
-			ah := KnownDivergences[1].Match(f.Spec)
+			ah := known("ipv6-ah-l4proto").Match(f.Spec)
 			if (f.Spec.Kind == KindIPv4 || f.Spec.Kind == KindIPv6) && !f.Spec.HasVLAN && !ah {
 				v, ok := eval.FieldValue(pkt, maps.FL4Proto)
 				if !ok || v[1] != uint64(f.Spec.Proto) {
