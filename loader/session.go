@@ -195,12 +195,14 @@ func (s *Session) open() error {
 	if err != nil {
 		return err
 	}
+	forgot := false
 	switch {
 	case !found:
 		st = newState(s.opts.PinDir)
 	case st.MapID != uint32(id) && len(kernel) == 0:
 		if len(st.Devices) > 0 {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("state file describes maps that no longer exist (pinned maps recreated); forgot %d device(s)", len(st.Devices)))
+			forgot = true
 		}
 		st = newState(s.opts.PinDir)
 	case st.MapID != uint32(id):
@@ -216,6 +218,9 @@ func (s *Session) open() error {
 		return err
 	}
 	s.st = st
+	if forgot {
+		return s.save()
+	}
 	return nil
 }
 
