@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -29,21 +28,13 @@ const (
 	TCActRedirect = 7
 )
 
-// stateMaps are the maps holding per-flow state that outlives one frame:
-// the first fragments' verdicts, and connection tracking when the loaded
-// object has it (any map named nwf_ct*, nwf_conntrack*). ResetState empties
-// them.
-func isStateMap(name string) bool {
-	return name == "nwf_frags" || strings.HasPrefix(name, "nwf_ct") || strings.HasPrefix(name, "nwf_conntrack")
-}
-
 // testRunCapacity shrinks the big array maps of a private load, which
 // holds one binding at a time, not a host's worth: two programs of the
 // largest size (the one in force and its replacement, written before the
-// old one is released) and as many instances. Creating and zeroing the
-// full-size maps costs seconds; these take a fraction of that. The
-// classifier only reads entries the Store wrote, so it needs no change:
-// an index past a map's end would fail closed as a malformed program.
+// old one is released) and as many instances. The full-size maps take
+// a few hundred milliseconds to create and zero. The classifier only reads
+// entries the Store wrote, so it needs no change: an index past a map's
+// end would fail closed as a malformed program.
 var testRunCapacity = map[string]uint32{
 	"nwf_rules":      2 * 4 * maps.MaxStageLen,
 	"nwf_rule_stats": 2 * 4 * maps.MaxStageLen,
@@ -98,6 +89,10 @@ func NewTestRun() (*TestRun, error) {
 	}
 	for name, n := range testRunCapacity {
 		spec.Maps[name].MaxEntries = n
+	}
+	// Conntrack as a default Load has it: table size and timeouts.
+	if err := configureConntrack(spec, Options{}, ""); err != nil {
+		return nil, fmt.Errorf("load private classifier: %w", err)
 	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -239,35 +234,23 @@ func (r *TestRun) traces() ([]maps.Trace, error) {
 	return ts, nil
 }
 
-// ResetState forgets every flow: it empties the first-fragment verdicts
-// (nwf_frags) and, when the loaded classifier has connection tracking,
-// its conntrack map (a map named nwf_ct* or nwf_conntrack*), so that the
-// next frame starts from no state at all. With no such map, only the
-// fragments are forgotten.
+// ResetState forgets every flow, so that the next frame starts from no
+// state at all: it empties the first fragments' verdicts (nwf_frags) and
+// the conntrack table (Loader.FlushConntrack, nwf_ct).
 func (r *TestRun) ResetState() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for name, m := range loadedMaps(&r.l.objs) {
-		if !isStateMap(name) {
-			continue
-		}
-		if err := clearMap(m); err != nil {
-			return fmt.Errorf("test run: reset %s: %w", name, err)
-		}
+	if err := clearMap(r.l.objs.NwfFrags); err != nil {
+		return fmt.Errorf("test run: reset nwf_frags: %w", err)
+	}
+	if err := r.l.FlushConntrack(); err != nil {
+		return fmt.Errorf("test run: reset: %w", err)
 	}
 	return nil
 }
 
-// StateMaps names the maps ResetState empties in this load.
-func (r *TestRun) StateMaps() []string {
-	var out []string
-	for name := range loadedMaps(&r.l.objs) {
-		if isStateMap(name) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+// StateMaps names the maps ResetState empties.
+func (r *TestRun) StateMaps() []string { return []string{"nwf_frags", "nwf_ct"} }
 
 // loadedMaps returns the loaded maps by their C names, from the bpf2go
 // struct's `ebpf:"name"` tags, so that maps added to the object later are

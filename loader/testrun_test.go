@@ -125,6 +125,50 @@ func TestTestRunResetState(t *testing.T) {
 	}
 }
 
+// TestTestRunResetConntrack checks that ResetState forgets connections: a
+// reply is ESTABLISHED after the guest's datagram, and NEW again after a
+// reset.
+func TestTestRunResetConntrack(t *testing.T) {
+	r := newTestRun(t)
+	var stages [2][2][]maps.Rule
+	stages[maps.DirIn][maps.StageL34] = []maps.Rule{
+		match(maps.ActAccept, anybit(maps.FCTState, maps.CTEstablished)),
+		match(maps.ActDrop, eq(maps.FL3, 4)),
+	}
+	if err := r.Bind(LoopbackIfindex, maps.BindRequest{Stages: stages}); err != nil {
+		t.Fatal(err)
+	}
+	request := udp4(t) // 10.0.0.5:1234 -> 10.0.0.1:53
+	e := &layers.Ethernet{SrcMAC: macGW, DstMAC: macVM, EthernetType: layers.EthernetTypeIPv4}
+	h := ip4(layers.IPProtocolUDP)
+	h.SrcIP, h.DstIP = ipGW, ipVM
+	reply := frame(t, e, h, udp(53, 1234), payload(8))
+	for i, s := range []struct {
+		dir   maps.Dir
+		frame []byte
+		reset bool
+		ret   uint32
+	}{
+		{maps.DirIn, reply, false, TCActShot},  // no connection: NEW
+		{maps.DirOut, request, false, TCActOK}, // the guest opens it
+		{maps.DirIn, reply, false, TCActOK},    // ESTABLISHED
+		{maps.DirIn, reply, true, TCActShot},   // forgotten: NEW again
+	} {
+		if s.reset {
+			if err := r.ResetState(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := r.Run(LoopbackIfindex, s.dir, s.frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Ret != s.ret {
+			t.Errorf("step %d: ret %d, want %d (ct state %#x present %v)", i, d.Ret, s.ret, d.Pkt.Val[maps.FCTState], d.Pkt.Has(maps.FCTState))
+		}
+	}
+}
+
 // TestTestRunPrivate checks that two TestRuns share nothing: a binding in
 // one is not seen by the other.
 func TestTestRunPrivate(t *testing.T) {
