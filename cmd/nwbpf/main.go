@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"detach":  {"detach the classifier from a guest device and unbind it", runDetach},
 	"status":  {"list attached devices with per-rule packet and byte counters", runStatus},
 	"verdict": {"run frames through the real classifier (BPF_PROG_TEST_RUN)", runVerdict},
+	"demo":    {"show clean-traffic at work in a throw-away copy of libvirt's default network (root)", runDemo},
 }
 
 func usage(w io.Writer) {
