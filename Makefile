@@ -23,8 +23,8 @@ test: ## run all tests (privileged ones need root: sudo make test)
 bench: ## per-frame cost of the classifier next to an empty program
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 2s ./loader
 
-demo: ## run the end-to-end tests with verbose output
-	$(GO) test -p 1 -v -count 1 ./tests/...
+demo: ## clean-traffic against spoofing in a throw-away libvirt-like network (root: sudo make demo)
+	PATH="$$PATH:/usr/local/go/bin" $(GO) run ./cmd/nwbpf demo
 
 lint: ## gofmt, go vet and clang-format checks
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
