@@ -32,7 +32,8 @@ func Suffix() (string, error) {
 }
 
 // Name returns prefix followed by suffix, with prefix cut so that the
-// result is a valid interface name (at most MaxIfName characters).
+// result fits an interface name (MaxIfName characters) whenever the suffix
+// alone does.
 func Name(prefix, suffix string) string {
 	if n := MaxIfName - len(suffix); len(prefix) > n {
 		prefix = prefix[:max(n, 0)]
