@@ -370,6 +370,7 @@ static __always_inline void parse_ip4(struct __sk_buff *skb, struct nwf_pkt *p, 
 	set(p, NWF_F_IP4_SRC, be32(h + 12));
 	set(p, NWF_F_IP4_DST, be32(h + 16));
 	set(p, NWF_F_L4PROTO, h[9]);
+	set(p, NWF_F_L34PROTO, h[9]);
 	fo = be16(h + 6);
 	p->frag_id = be16(h + 4);
 	p->frag_proto = h[9];
@@ -410,8 +411,12 @@ static __always_inline void parse_ip6(struct __sk_buff *skb, struct nwf_pkt *p, 
 	nh = h[6];
 	o = off + 40;
 	for (n = 0; n <= IP6_MAX_EXT; n++) {
+		if (nh == IP6_AH && !has(p, NWF_F_L34PROTO))
+			set(p, NWF_F_L34PROTO, IP6_AH); /* iptables-nft stops here */
 		if (!ip6_ext(nh)) {
 			set(p, NWF_F_L4PROTO, nh);
+			if (!has(p, NWF_F_L34PROTO))
+				set(p, NWF_F_L34PROTO, nh);
 			parse_l4(skb, p, nh, IPPROTO_ICMPV6, o, len);
 			return;
 		}
@@ -433,6 +438,8 @@ static __always_inline void parse_ip6(struct __sk_buff *skb, struct nwf_pkt *p, 
 			if (be16(e + 2) & 0xfff8) {
 				set(p, NWF_F_FRAG, 1);
 				set(p, NWF_F_L4PROTO, e[0]);
+				if (!has(p, NWF_F_L34PROTO))
+					set(p, NWF_F_L34PROTO, e[0]);
 				p->frag = NWF_PF_LATER;
 				return;
 			}

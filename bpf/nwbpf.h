@@ -203,7 +203,18 @@ enum nwf_field {
 	 */
 	NWF_F_CT_STATE = 40, /* [1] */
 	NWF_F_CT_DIR = 41,   /* [1] */
-	NWF_F_MAX = 42,
+	/*
+	 * L34PROTO is the protocol iptables' -p sees (libvirt's L3/L4 stage;
+	 * Debian's iptables is iptables-nft, whose -p is nf_tables' meta
+	 * l4proto): the IPv4 protocol; for IPv6 the next header after
+	 * hop-by-hop, routing, fragment and destination options headers, but
+	 * an authentication header (AH, 51) ends the walk (ipv6_find_hdr with
+	 * IP6_FH_F_AUTH), so an IPv6 packet carrying AH is protocol 51 there
+	 * while L4PROTO (ebtables' view) skips it. Present with L4PROTO, and
+	 * also when the chain after an AH is too long or truncated.
+	 */
+	NWF_F_L34PROTO = 42, /* [1] */
+	NWF_F_MAX = 43,
 };
 
 enum nwf_ct_state {

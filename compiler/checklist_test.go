@@ -299,11 +299,11 @@ func TestItem16To21StagesAndReversal(t *testing.T) {
 	// The drop rule (direction in) is in both L3/L4 lists; the from-VM copy
 	// is reversed; no state for non-accept actions.
 	wantLines(t, stage(p, inst, out, l34), []string{
-		"root 20 drop a#1r: l3 == 4 && l4proto == 6 && ip4-dst == 10.1.0.0/16 && sport in 22",
+		"root 20 drop a#1r: l3 == 4 && l34proto == 6 && ip4-dst == 10.1.0.0/16 && sport in 22",
 		"root 0 end:accept: ",
 	})
 	wantLines(t, stage(p, inst, in, l34), []string{
-		"root 20 drop a#1: l3 == 4 && l4proto == 6 && ip4-src == 10.1.0.0/16 && dport in 22",
+		"root 20 drop a#1: l3 == 4 && l34proto == 6 && ip4-src == 10.1.0.0/16 && dport in 22",
 		"root 0 end:accept: ",
 	})
 }
@@ -316,7 +316,7 @@ func TestItem17FlatL34(t *testing.T) {
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34), []string{
 		"root 900 drop a#0: l3 == 4",
-		"ipv4 100 accept b#0: l3 == 4 && l4proto == 17 && dport in 53",
+		"ipv4 100 accept b#0: l3 == 4 && l34proto == 17 && dport in 53",
 		"root 0 end:accept: ",
 	})
 }
@@ -358,40 +358,40 @@ func TestItem27To34StateTable(t *testing.T) {
 		out, in []string
 	}{
 		{`<rule action='accept' direction='out'><tcp dstportstart='80'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 6 && dport in 80 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"},
-			[]string{"accept a#0r: l3 == 4 && l4proto == 6 && sport in 80 && ct-state any-of ESTABLISHED && ct-dir == 2"}},
+			[]string{"accept a#0: l3 == 4 && l34proto == 6 && dport in 80 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 6 && sport in 80 && ct-state any-of ESTABLISHED && ct-dir == 2"}},
 		{`<rule action='accept' direction='in'><tcp dstportstart='22'/></rule>`,
-			[]string{"accept a#0r: l3 == 4 && l4proto == 6 && sport in 22 && ct-state any-of ESTABLISHED && ct-dir == 2"},
-			[]string{"accept a#0: l3 == 4 && l4proto == 6 && dport in 22 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"}},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 6 && sport in 22 && ct-state any-of ESTABLISHED && ct-dir == 2"},
+			[]string{"accept a#0: l3 == 4 && l34proto == 6 && dport in 22 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"}},
 		{`<rule action='accept' direction='inout'><tcp dstportstart='22'/></rule>`,
-			[]string{"accept a#0r: l3 == 4 && l4proto == 6 && sport in 22"},
-			[]string{"accept a#0: l3 == 4 && l4proto == 6 && dport in 22"}},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 6 && sport in 22"},
+			[]string{"accept a#0: l3 == 4 && l34proto == 6 && dport in 22"}},
 		{`<rule action='drop' direction='out'><udp dstportstart='53'/></rule>`,
-			[]string{"drop a#0: l3 == 4 && l4proto == 17 && dport in 53"},
-			[]string{"drop a#0r: l3 == 4 && l4proto == 17 && sport in 53"}},
+			[]string{"drop a#0: l3 == 4 && l34proto == 17 && dport in 53"},
+			[]string{"drop a#0r: l3 == 4 && l34proto == 17 && sport in 53"}},
 		{`<rule action='accept' direction='out' statematch='FALSE'><udp dstportstart='53'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53"},
-			[]string{"accept a#0r: l3 == 4 && l4proto == 17 && sport in 53"}},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53"},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 17 && sport in 53"}},
 		{`<rule action='accept' direction='out' statematch='no'><udp dstportstart='53'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"},
-			[]string{"accept a#0r: l3 == 4 && l4proto == 17 && sport in 53 && ct-state any-of ESTABLISHED && ct-dir == 2"}},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53 && ct-state any-of NEW,ESTABLISHED && ct-dir == 1"},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 17 && sport in 53 && ct-state any-of ESTABLISHED && ct-dir == 2"}},
 		{`<rule action='accept' direction='out' statematch='0'><udp state='NEW' dstportstart='53'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53"},
-			[]string{"accept a#0r: l3 == 4 && l4proto == 17 && sport in 53"}},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53"},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 17 && sport in 53"}},
 		{`<rule action='accept' direction='out'><udp state='new,Related' dstportstart='53'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53 && ct-state any-of NEW,RELATED"},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53 && ct-state any-of NEW,RELATED"},
 			nil},
 		{`<rule action='accept' direction='in'><udp state='ESTABLISHED' dstportstart='53'/></rule>`,
 			nil,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53 && ct-state any-of ESTABLISHED"}},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53 && ct-state any-of ESTABLISHED"}},
 		{`<rule action='accept' direction='inout'><udp state='INVALID' dstportstart='53'/></rule>`,
-			[]string{"accept a#0r: l3 == 4 && l4proto == 17 && sport in 53 && ct-state any-of INVALID"},
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53 && ct-state any-of INVALID"}},
+			[]string{"accept a#0r: l3 == 4 && l34proto == 17 && sport in 53 && ct-state any-of INVALID"},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53 && ct-state any-of INVALID"}},
 		{`<rule action='accept' direction='out'><udp state='NEW,NONE' dstportstart='53'/></rule>`,
-			[]string{"accept a#0: l3 == 4 && l4proto == 17 && dport in 53"},
+			[]string{"accept a#0: l3 == 4 && l34proto == 17 && dport in 53"},
 			nil},
 		{`<rule action='drop' direction='out'><udp state='NEW' dstportstart='53'/></rule>`,
-			[]string{"drop a#0: l3 == 4 && l4proto == 17 && dport in 53 && ct-state any-of NEW"},
+			[]string{"drop a#0: l3 == 4 && l34proto == 17 && dport in 53 && ct-state any-of NEW"},
 			nil},
 	}
 	for _, c := range cases {
@@ -422,12 +422,12 @@ func TestItem35SrcMACOnlyInPlainInstance(t *testing.T) {
 		<rule action='drop' direction='in' priority='600'><udp srcmacaddr='52:54:00:00:00:02' dstportstart='9'/></rule></filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34), []string{
-		"root 600 drop a#1r: l3 == 4 && l4proto == 17 && sport in 9",
+		"root 600 drop a#1r: l3 == 4 && l34proto == 17 && sport in 9",
 		"root 0 end:accept: ",
 	})
 	wantLines(t, stage(p, inst, in, l34), []string{
 		"root 500 drop a#0: l3 == 4 && srcmac == 52:54:00:00:00:02",
-		"root 600 drop a#1: l3 == 4 && l4proto == 17 && srcmac == 52:54:00:00:00:02 && dport in 9",
+		"root 600 drop a#1: l3 == 4 && l34proto == 17 && srcmac == 52:54:00:00:00:02 && dport in 9",
 		"root 0 end:accept: ",
 	})
 }
@@ -440,14 +440,14 @@ func TestItem36ICMPTypeNoReverse(t *testing.T) {
 		<rule action='drop' direction='in' priority='800'><icmp/></rule></filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34), []string{
-		"root 500 accept a#0: l3 == 4 && l4proto == 1 && icmp-type == 8 && ct-state any-of NEW,ESTABLISHED",
-		"root 800 drop a#3r: l3 == 4 && l4proto == 1",
+		"root 500 accept a#0: l3 == 4 && l34proto == 1 && icmp-type == 8 && ct-state any-of NEW,ESTABLISHED",
+		"root 800 drop a#3r: l3 == 4 && l34proto == 1",
 		"root 0 end:accept: ",
 	})
 	wantLines(t, stage(p, inst, in, l34), []string{
-		"root 700 drop a#2: l3 == 4 && l4proto == 1 && !(icmp-type == 3)",
-		"root 700 drop a#2: l3 == 4 && l4proto == 1 && !(icmp-code == 1)",
-		"root 800 drop a#3: l3 == 4 && l4proto == 1",
+		"root 700 drop a#2: l3 == 4 && l34proto == 1 && !(icmp-type == 3)",
+		"root 700 drop a#2: l3 == 4 && l34proto == 1 && !(icmp-code == 1)",
+		"root 800 drop a#3: l3 == 4 && l34proto == 1",
 		"root 0 end:accept: ",
 	})
 }
@@ -470,7 +470,7 @@ func TestItem38And39IPSet(t *testing.T) {
 	// both on tcp: libvirt drops both silently, so does nwbpf.
 	s = setOf(t, `<filter name='a'><rule action='drop' direction='out'><tcp ipset='blocked' ipsetflags='src,DST'/></rule></filter>`)
 	p, inst := compileBind(t, s, "a")
-	if got := stage(p, inst, out, l34)[0]; got != "root 500 drop a#0: l3 == 4 && l4proto == 6" {
+	if got := stage(p, inst, out, l34)[0]; got != "root 500 drop a#0: l3 == 4 && l34proto == 6" {
 		t.Fatalf("tcp with both: %s", got)
 	}
 	// all without flags: ignored at instantiation; with both: enforced.
@@ -505,9 +505,9 @@ func TestItem42And43Negation(t *testing.T) {
 	</filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34), []string{
-		"root 500 drop a#0: l3 == 4 && l4proto == 6 && !(ip4-src == 10.0.0.0/8) && !(sport in 1-9) && !(dport in 22)",
-		"root 510 drop a#1: l3 == 4 && l4proto == 6 && dport in 22",
-		"root 520 drop a#2: l3 == 4 && l4proto == 1",
+		"root 500 drop a#0: l3 == 4 && l34proto == 6 && !(ip4-src == 10.0.0.0/8) && !(sport in 1-9) && !(dport in 22)",
+		"root 510 drop a#1: l3 == 4 && l34proto == 6 && dport in 22",
+		"root 520 drop a#2: l3 == 4 && l34proto == 1",
 		"root 0 end:accept: ",
 	})
 	wantLines(t, stage(p, inst, out, l2)[:1], []string{
@@ -575,7 +575,7 @@ func TestItem44To49Values(t *testing.T) {
 		<rule action='drop' direction='out'><arp gratuitous='yes'/></rule><rule action='drop' direction='out'><arp gratuitous='maybe'/></rule></filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34)[:1], []string{
-		"root 500 drop a#0: l3 == 4 && l4proto == 6 && ip4-src == 10.1.2.3/255.255.0.0 && dscp == 0x2e && tcp-flags mask/set SYN,ACK/SYN",
+		"root 500 drop a#0: l3 == 4 && l34proto == 6 && ip4-src == 10.1.2.3/255.255.0.0 && dscp == 0x2e && tcp-flags mask/set SYN,ACK/SYN",
 	})
 	c := p.Stages[out][l34][0].Cond
 	if c[2].A[1] != 0x0a010000 || c[2].B[1] != 0xffff0000 || c[3].A[1] != 0x2e || c[4].A[1] != 0x02 || c[4].B[1] != 0x12 {
@@ -688,14 +688,14 @@ func TestItem58To64L34Protocols(t *testing.T) {
 	</filter>`)
 	p, inst := compileBind(t, s, "a")
 	wantLines(t, stage(p, inst, out, l34), []string{
-		"root 500 drop a#0: l3 == 4 && l4proto == 6 && ip4-src in 10.0.0.1-10.0.0.9 && ip4-dst == 10.1.0.0 && tcp-option 2",
-		"root 500 drop a#1: l3 == 6 && l4proto == 132 && ip6-src == fd00::1 && dport in 5-6",
-		"root 500 drop a#2: l3 == 6 && l4proto == 6",
-		"root 500 drop a#3: l3 == 4 && l4proto == 50",
-		"root 500 drop a#4: l3 == 4 && l4proto == 51",
-		"root 500 drop a#5: l3 == 4 && l4proto == 136 && dscp == 1",
-		"root 500 drop a#6: l3 == 4 && l4proto == 2",
-		"root 500 drop a#7: l3 == 6 && l4proto == 58 && icmp-type == 135 && icmp-code == 0",
+		"root 500 drop a#0: l3 == 4 && l34proto == 6 && ip4-src in 10.0.0.1-10.0.0.9 && ip4-dst == 10.1.0.0 && tcp-option 2",
+		"root 500 drop a#1: l3 == 6 && l34proto == 132 && ip6-src == fd00::1 && dport in 5-6",
+		"root 500 drop a#2: l3 == 6 && l34proto == 6",
+		"root 500 drop a#3: l3 == 4 && l34proto == 50",
+		"root 500 drop a#4: l3 == 4 && l34proto == 51",
+		"root 500 drop a#5: l3 == 4 && l34proto == 136 && dscp == 1",
+		"root 500 drop a#6: l3 == 4 && l34proto == 2",
+		"root 500 drop a#7: l3 == 6 && l34proto == 58 && icmp-type == 135 && icmp-code == 0",
 		"root 500 drop a#8: l3 == 6",
 		"root 0 end:accept: ",
 	})

@@ -687,7 +687,7 @@ func l34Groups(r *Rule, in l34inst) (g []group, ok bool, err error) {
 	}
 	add(eqConst(maps.FL3, l3))
 	if p.l4 != 0 {
-		add(eqConst(maps.FL4Proto, uint64(p.l4)))
+		add(eqConst(maps.FL34Proto, uint64(p.l4)))
 	}
 	base := len(g)
 	srcMacSkipped := false

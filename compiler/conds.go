@@ -258,7 +258,7 @@ func (c condT) describe(r *Rule) string {
 			if c.field == maps.FDstMAC {
 				val = formatMACU(a)
 			}
-			if c.field == maps.FL3 || c.field == maps.FL4Proto || c.field == maps.FArpGrat || c.field == maps.FCTDir {
+			if c.field == maps.FL3 || c.field == maps.FL4Proto || c.field == maps.FL34Proto || c.field == maps.FArpGrat || c.field == maps.FCTDir {
 				val = fmt.Sprintf("%d", a[1])
 			}
 		}

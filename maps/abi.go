@@ -156,7 +156,8 @@ const (
 	FFrag            Field = 39
 	FCTState         Field = 40
 	FCTDir           Field = 41
-	FieldMax         Field = 42
+	FL34Proto        Field = 42
+	FieldMax         Field = 43
 )
 
 type fieldInfo struct {
@@ -207,6 +208,7 @@ var fieldInfos = [FieldMax]fieldInfo{
 	FFrag:            {"frag", 1},
 	FCTState:         {"ct-state", 1},
 	FCTDir:           {"ct-dir", 1},
+	FL34Proto:        {"l34proto", 1},
 }
 
 // String names the field.

@@ -150,7 +150,7 @@ const (
 // ESTABLISHED frames only, whose direction is fixed per cache slot).
 var flowInvariant = map[Field]bool{
 	FEthProto: true, FL3: true, FIP4Src: true, FIP4Dst: true, FIP6Src: true, FIP6Dst: true,
-	FL4Proto: true, FSport: true, FDport: true, FICMPType: true, FICMPCode: true,
+	FL4Proto: true, FL34Proto: true, FSport: true, FDport: true, FICMPType: true, FICMPCode: true,
 	FCTState: true, FCTDir: true,
 }
 

@@ -266,6 +266,7 @@ func (p *Packet) parseIPv4(b []byte) {
 	p.setBytes(maps.FIP4Dst, b[16:20])
 	proto := b[9]
 	p.set(maps.FL4Proto, uint64(proto))
+	p.set(maps.FL34Proto, uint64(proto))
 	nonFirst := be16(b[6:8])&0x1fff != 0
 	if nonFirst {
 		p.set(maps.FFrag, 1)
@@ -300,6 +301,10 @@ func (p *Packet) parseIPv6(b []byte) {
 
 	nh, off := b[6], ip6HdrLen
 	for n := 0; isIP6ExtHeader(nh); n++ {
+		// iptables-nft's -p stops at an authentication header.
+		if nh == ip6AH && !p.has[maps.FL34Proto] {
+			p.set(maps.FL34Proto, ip6AH)
+		}
 		if n == maxIP6ExtHeaders || len(b) < off+2 {
 			return
 		}
@@ -318,12 +323,18 @@ func (p *Packet) parseIPv6(b []byte) {
 		if nh == ip6Fragment && be16(b[off+2:off+4])&0xfff8 != 0 {
 			p.set(maps.FFrag, 1)
 			p.set(maps.FL4Proto, uint64(b[off]))
+			if !p.has[maps.FL34Proto] {
+				p.set(maps.FL34Proto, uint64(b[off]))
+			}
 			return
 		}
 		nh = b[off]
 		off += hlen
 	}
 	p.set(maps.FL4Proto, uint64(nh))
+	if !p.has[maps.FL34Proto] {
+		p.set(maps.FL34Proto, uint64(nh))
+	}
 	p.parseL4(nh, protoICMPv6, b[off:])
 }
 

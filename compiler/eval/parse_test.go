@@ -335,7 +335,8 @@ func TestParse(t *testing.T) {
 		{
 			name:  "ipv6 hop-by-hop routing ah dstopts",
 			frame: ipv6Hdr(ip6HopByHop, cat(ext6(ip6Routing, 1), ext6(ip6AH, 0), ah6(ip6DstOpts, 4), ext6(protoUDP, 0), ports4(546, 547))),
-			want:  F{maps.FL4Proto: u(17), maps.FSport: u(546), maps.FDport: u(547), maps.FFrag: u(0)},
+			// ebtables skips AH (L4PROTO); iptables-nft stops at it.
+			want: F{maps.FL4Proto: u(17), maps.FL34Proto: u(51), maps.FSport: u(546), maps.FDport: u(547), maps.FFrag: u(0)},
 		},
 		{
 			name:  "ipv6 first fragment",
@@ -345,19 +346,19 @@ func TestParse(t *testing.T) {
 		{
 			name:   "ipv6 non-first fragment",
 			frame:  ipv6Hdr(ip6HopByHop, cat(ext6(ip6Fragment, 0), frag6(protoTCP, 100, false), ports4(1, 2), make([]byte, 16))),
-			want:   F{maps.FL4Proto: u(6), maps.FFrag: u(1), maps.FL3: u(6)},
+			want:   F{maps.FL4Proto: u(6), maps.FL34Proto: u(6), maps.FFrag: u(1), maps.FL3: u(6)},
 			absent: []maps.Field{maps.FSport, maps.FDport, maps.FTCPFlags},
 		},
 		{
 			name:  "ipv6 eight extension headers",
 			frame: ipv6Hdr(ip6DstOpts, dstopts(8, ports4(3, 4))),
-			want:  F{maps.FL4Proto: u(17), maps.FSport: u(3)},
+			want:  F{maps.FL4Proto: u(17), maps.FL34Proto: u(17), maps.FSport: u(3)},
 		},
 		{
 			name:   "ipv6 nine extension headers",
 			frame:  ipv6Hdr(ip6DstOpts, dstopts(9, ports4(3, 4))),
 			want:   F{maps.FL3: u(6), maps.FFrag: u(0)},
-			absent: []maps.Field{maps.FL4Proto, maps.FSport},
+			absent: []maps.Field{maps.FL4Proto, maps.FL34Proto, maps.FSport},
 		},
 		{
 			name:   "ipv6 extension header cut off",

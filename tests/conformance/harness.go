@@ -179,7 +179,7 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 		}
 		ref.Bind(f.Name, f.Params)
 		lib := make([][]bool, len(frames))
-		var flat []Frame
+		cases := make([][]Frame, len(frames))
 		for i, fs := range frames {
 			ref.Flush()
 			lib[i] = make([]bool, len(fs))
@@ -188,17 +188,17 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 					continue
 				}
 				lib[i][j] = ref.Send(fr.Dir(), fr.Data, opts.Timeout)
-				flat = append(flat, fr)
+				cases[i] = append(cases[i], fr)
 			}
 		}
 		for _, v := range vs {
-			got, err := v.Verdicts(prog, inst, flat)
+			got, err := v.Verdicts(prog, inst, cases)
 			if err != nil {
 				return nil, fmt.Errorf("%s verdicts for %s: %w", v.Name(), f.Label, err)
 			}
 			fr := &FilterResult{Filter: f, Verdicter: v.Name()}
-			k := 0
 			for i, fs := range frames {
+				k := 0
 				for j, frame := range fs {
 					r := FrameResult{Case: &corpus[i], Index: j, Frame: frame, Libvirt: lib[i][j]}
 					if !bridged[i][j] {
@@ -207,7 +207,7 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 						fr.Counts[r.Status]++
 						continue
 					}
-					r.Nwbpf = got[k]
+					r.Nwbpf = got[i][k]
 					k++
 					state := StateDependent(prog, inst, frame)
 					if r.Libvirt != r.Nwbpf && !r.Libvirt && !state && opts.Confirm > 0 {

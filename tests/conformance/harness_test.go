@@ -4,6 +4,7 @@ package conformance
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,9 +125,8 @@ func TestFramesParse(t *testing.T) {
 			}
 			pkt := eval.Parse(f.Data, eval.Meta{})
 			// L3 fields exist for untagged frames only (ebtables' view);
-			// the evaluator skips AH like an extension header (see the
-			// open divergence ipv6-ah-l4proto).
-			ah := known("ipv6-ah-l4proto").Match(f.Spec)
+			// L4PROTO skips AH like an extension header (ebt_ip6).
+			ah := f.Spec.Kind == KindIPv6 && (f.Spec.Proto == ProtoAH || slices.Contains(f.Spec.Ext, ProtoAH))
 			if (f.Spec.Kind == KindIPv4 || f.Spec.Kind == KindIPv6) && !f.Spec.HasVLAN && !ah {
 				v, ok := eval.FieldValue(pkt, maps.FL4Proto)
 				if !ok || v[1] != uint64(f.Spec.Proto) {

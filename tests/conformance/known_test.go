@@ -47,11 +47,11 @@ func verdicts(t *testing.T, prog *compiler.Program, inst compiler.Instances, spe
 		}
 		frames = append(frames, Frame{Spec: s, Data: data})
 	}
-	got, err := EvalVerdicter{}.Verdicts(prog, inst, frames)
+	got, err := EvalVerdicter{}.Verdicts(prog, inst, [][]Frame{frames})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got
+	return got[0]
 }
 
 // TestVLANEncapAsLibvirt pins libvirt's --vlan-encap behaviour, which

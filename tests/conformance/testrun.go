@@ -71,8 +71,9 @@ func (v *TestRunVerdicter) Close() error { return closeLoader(v.l) }
 func (v *TestRunVerdicter) Name() string { return "bpf" }
 
 // Verdicts implements Verdicter: it binds prog and inst to the loopback
-// loopback (replacing the previous binding) and runs every frame.
-func (v *TestRunVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instances, frames []Frame) ([]bool, error) {
+// (replacing the previous binding) and runs every frame, flushing the
+// classifier's connection table before each case.
+func (v *TestRunVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error) {
 	v.id++
 	err := v.store.Bind(loIfindex, maps.BindRequest{
 		ID: v.id, OutHook: maps.HookIngress, Stages: prog.Stages, Instances: inst,
@@ -80,20 +81,26 @@ func (v *TestRunVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instan
 	if err != nil {
 		return nil, fmt.Errorf("bind %s: %w", prog.Filter, err)
 	}
-	out := make([]bool, len(frames))
-	for i, f := range frames {
-		hook := maps.HookIngress
-		if f.Dir() == maps.DirIn {
-			hook = maps.HookEgress
+	out := make([][]bool, len(cases))
+	for c, frames := range cases {
+		if err := v.l.FlushConntrack(); err != nil {
+			return nil, fmt.Errorf("flush connections: %w", err)
 		}
-		ret, err := v.l.Program(hook).Run(&ebpf.RunOptions{
-			Data:    f.Data,
-			Context: skbContext{Ifindex: loIfindex},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("run frame %d (%s): %w", i, f.Spec, err)
+		out[c] = make([]bool, len(frames))
+		for i, f := range frames {
+			hook := maps.HookIngress
+			if f.Dir() == maps.DirIn {
+				hook = maps.HookEgress
+			}
+			ret, err := v.l.Program(hook).Run(&ebpf.RunOptions{
+				Data:    f.Data,
+				Context: skbContext{Ifindex: loIfindex},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("run case %d frame %d (%s): %w", c, i, f.Spec, err)
+			}
+			out[c][i] = ret == tcActOK || ret == tcActUnspec
 		}
-		out[i] = ret == tcActOK || ret == tcActUnspec
 	}
 	return out, nil
 }

@@ -24,14 +24,16 @@ func (f Frame) Dir() maps.Dir { return f.Spec.Dir }
 // instances, whether each frame, in order, is delivered. It is the seam
 // between the harness and nwbpf's data plane: the reference evaluator, the
 // classifier under BPF_PROG_TEST_RUN, or a classifier attached to a real tap
-// all answer the same question. A Verdicter has no connection tracking
-// to offer yet, so the frames are judged as the classifier judges them today:
-// with no conntrack view.
+// all answer the same question. The reference evaluator has no connection
+// tracking (it judges every frame with no conntrack view); the classifier
+// has its conntrack-lite, flushed before each case.
 type Verdicter interface {
 	// Name identifies the implementation in reports.
 	Name() string
-	// Verdicts returns one verdict per frame, true meaning delivered.
-	Verdicts(prog *compiler.Program, inst compiler.Instances, frames []Frame) ([]bool, error)
+	// Verdicts returns one verdict per frame of every case, true meaning
+	// delivered; each case starts from empty connection state, as the
+	// harness flushes libvirt's conntrack before each case.
+	Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error)
 }
 
 // EvalVerdicter answers with the reference evaluator (compiler/eval).
@@ -42,14 +44,17 @@ func (EvalVerdicter) Name() string { return "eval" }
 
 // Verdicts implements Verdicter. A malformed program (eval.VerdictError) is an
 // error naming the frame.
-func (EvalVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instances, frames []Frame) ([]bool, error) {
-	out := make([]bool, len(frames))
-	for i, f := range frames {
-		r := eval.Eval(prog.Stages, inst, eval.Parse(f.Data, eval.Meta{}), f.Dir(), eval.CT{})
-		if r.Verdict == eval.VerdictError {
-			return nil, fmt.Errorf("eval frame %d (%s): %w", i, f.Spec, r.Err)
+func (EvalVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error) {
+	out := make([][]bool, len(cases))
+	for c, frames := range cases {
+		out[c] = make([]bool, len(frames))
+		for i, f := range frames {
+			r := eval.Eval(prog.Stages, inst, eval.Parse(f.Data, eval.Meta{}), f.Dir(), eval.CT{})
+			if r.Verdict == eval.VerdictError {
+				return nil, fmt.Errorf("eval case %d frame %d (%s): %w", c, i, f.Spec, r.Err)
+			}
+			out[c][i] = r.Verdict == eval.VerdictAccept
 		}
-		out[i] = r.Verdict == eval.VerdictAccept
 	}
 	return out, nil
 }
