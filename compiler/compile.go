@@ -585,29 +585,13 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 		}
 	case "ip":
 		ethHdr()
-		add(eqConst(maps.FEthProto, 0x0800))
-		if r.has("srcipaddr") {
-			add(eqAddr(swap(rev, maps.FIP4Src, maps.FIP4Dst), "srcipaddr", opt(r, "srcipmask"), neg(r, "srcipaddr")))
-		}
-		if r.has("dstipaddr") {
-			add(eqAddr(swap(rev, maps.FIP4Dst, maps.FIP4Src), "dstipaddr", opt(r, "dstipmask"), neg(r, "dstipaddr")))
-		}
-		num(maps.FL4Proto, "protocol")
-		if err := l2Ports(r, rev, add); err != nil {
+		if err := l2IP(r, rev, add, 0x0800, maps.FIP4Src, maps.FIP4Dst); err != nil {
 			return nil, err
 		}
 		num(maps.FIPTos, "dscp")
 	case "ipv6":
 		ethHdr()
-		add(eqConst(maps.FEthProto, 0x86dd))
-		if r.has("srcipaddr") {
-			add(eqAddr(swap(rev, maps.FIP6Src, maps.FIP6Dst), "srcipaddr", opt(r, "srcipmask"), neg(r, "srcipaddr")))
-		}
-		if r.has("dstipaddr") {
-			add(eqAddr(swap(rev, maps.FIP6Dst, maps.FIP6Src), "dstipaddr", opt(r, "dstipmask"), neg(r, "dstipaddr")))
-		}
-		num(maps.FL4Proto, "protocol")
-		if err := l2Ports(r, rev, add); err != nil {
+		if err := l2IP(r, rev, add, 0x86dd, maps.FIP6Src, maps.FIP6Dst); err != nil {
 			return nil, err
 		}
 		if r.has("type") || r.has("typeend") || r.has("code") || r.has("codeend") {
@@ -631,6 +615,22 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 		return nil, fmt.Errorf("protocol %s is not an L2 protocol", r.Proto)
 	}
 	return g, nil
+}
+
+// l2IP adds what <ip> and <ipv6> share: the ethertype, addresses with
+// masks, protocol and ports.
+func l2IP(r *Rule, rev bool, add func(condT), ethproto uint64, src, dst maps.Field) error {
+	add(eqConst(maps.FEthProto, ethproto))
+	if r.has("srcipaddr") {
+		add(eqAddr(swap(rev, src, dst), "srcipaddr", opt(r, "srcipmask"), neg(r, "srcipaddr")))
+	}
+	if r.has("dstipaddr") {
+		add(eqAddr(swap(rev, dst, src), "dstipaddr", opt(r, "dstipmask"), neg(r, "dstipaddr")))
+	}
+	if r.has("protocol") {
+		add(eqNum(maps.FL4Proto, "protocol", neg(r, "protocol")))
+	}
+	return l2Ports(r, rev, add)
 }
 
 // l2Ports adds <ip>/<ipv6> port ranges. The kernel's ebt_ip/ebt_ip6 refuse

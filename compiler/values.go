@@ -343,27 +343,25 @@ func validateEthProto(min uint64) func(value) (value, error) {
 	}
 }
 
-func validateIPProto(v value) (value, error) {
-	if v.typ == tString {
-		n, ok := ipProtoNames[strings.ToLower(v.str)]
-		if !ok {
-			return v, fmt.Errorf("unknown protocol name")
+// validateName maps a name (case-insensitive) to its number, the value
+// then printing like a number of type typ; numbers pass unchanged.
+func validateName(names map[string]uint64, what string, typ dtype) func(value) (value, error) {
+	return func(v value) (value, error) {
+		if v.typ == tString {
+			n, ok := names[strings.ToLower(v.str)]
+			if !ok {
+				return v, fmt.Errorf("unknown %s name", what)
+			}
+			v.num, v.typ = n, typ
 		}
-		v.num, v.typ = n, tUint8Hex
+		return v, nil
 	}
-	return v, nil
 }
 
-func validateArpOpcode(v value) (value, error) {
-	if v.typ == tString {
-		n, ok := arpOpNames[strings.ToLower(v.str)]
-		if !ok {
-			return v, fmt.Errorf("unknown opcode name")
-		}
-		v.num, v.typ = n, tUint16
-	}
-	return v, nil
-}
+var (
+	validateIPProto   = validateName(ipProtoNames, "protocol", tUint8Hex)
+	validateArpOpcode = validateName(arpOpNames, "opcode", tUint16)
+)
 
 func validateVlanID(v value) (value, error) {
 	if v.num > 4095 {
