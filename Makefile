@@ -3,6 +3,9 @@
 # The one copy of the BPF compiler and its flags. `make generate` passes them
 # to bpf2go (loader/gen.go); CI runs it and `git diff --exit-code` to prove
 # the committed objects are current.
+# sudo resets PATH; Go is often only in /usr/local/go/bin.
+export PATH := $(PATH):/usr/local/go/bin
+
 CLANG ?= clang
 CFLAGS := -O2 -g -Wall -Werror -mcpu=v3
 GO ?= go
@@ -24,7 +27,7 @@ bench: ## per-frame cost of the classifier next to an empty program
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 2s ./loader
 
 demo: ## clean-traffic against spoofing in a throw-away libvirt-like network (root: sudo make demo)
-	PATH="$$PATH:/usr/local/go/bin" $(GO) run ./cmd/nwbpf demo
+	$(GO) run ./cmd/nwbpf demo
 
 lint: ## gofmt, go vet and clang-format checks
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
