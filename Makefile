@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 
-# The one copy of the BPF compiler and its flags. `make generate` passes them
-# to bpf2go (loader/gen.go); CI runs it and `git diff --exit-code` to prove
-# the committed objects are current.
 # sudo resets PATH; Go is often only in /usr/local/go/bin.
 export PATH := $(PATH):/usr/local/go/bin
 
+# The one copy of the BPF compiler and its flags. `make generate` passes them
+# to bpf2go (loader/gen.go); CI runs it and `git diff --exit-code` to prove
+# the committed objects are current.
 CLANG ?= clang
 CFLAGS := -O2 -g -Wall -Werror -mcpu=v3
 GO ?= go
