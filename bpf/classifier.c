@@ -175,6 +175,7 @@ struct {
 #define IP6_ROUTING 43
 #define IP6_FRAGMENT 44
 #define IP6_AH 51
+#define IP6_NONE 59 /* no next header */
 #define IP6_DSTOPTS 60
 #define IP6_MAX_EXT 8 /* extension headers walked, as the reference */
 

@@ -289,6 +289,11 @@ __noinline int nwf_ct_prepare(struct __sk_buff *skb, __u32 ifindex)
 	if (!has(p, NWF_F_L4PROTO))
 		goto out;
 	proto = p->val[NWF_F_L4PROTO][1];
+	/* nf_conntrack finds an IPv6 packet's protocol with ipv6_skip_exthdr,
+	 * which gives up at "no next header": such a packet (AH then 59
+	 * included) gets no conntrack entry, INVALID to --ctstate. */
+	if (l3 == 6 && proto == IP6_NONE)
+		goto out;
 	f->key.proto = proto;
 	kind = CTK_FLOW;
 	f->look = CTL_KEY | CTL_RKEY;

@@ -336,6 +336,43 @@ func TestConntrackICMPv6(t *testing.T) {
 	})
 }
 
+// TestConntrackIPv6NoNextHeader checks IPv6 packets whose header chain
+// ends in "no next header" (59), directly or after an authentication
+// header: nf_conntrack's ipv6_skip_exthdr finds no protocol in them, so
+// they get no entry and are INVALID, twice in a row; AH before a real
+// protocol is skipped and the flow tracked.
+func TestConntrackIPv6NoNextHeader(t *testing.T) {
+	l, store := testLoader(t)
+	var s [2][2][]maps.Rule
+	s[maps.DirOut][maps.StageL34] = []maps.Rule{
+		match(maps.ActAccept, eq(maps.FL3, 6), ctState(newEst)),
+		match(maps.ActDrop, eq(maps.FL3, 6)),
+	}
+	ifindex := bindProgram(t, store, s)
+	ip6 := func(next layers.IPProtocol) *layers.IPv6 {
+		return &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: next, SrcIP: ip6VM, DstIP: ip6GW}
+	}
+	e6 := &layers.Ethernet{SrcMAC: macVM, DstMAC: macGW, EthernetType: layers.EthernetTypeIPv6}
+	// An authentication header (4-byte ICV) naming next header nh.
+	ah := func(nh byte) gopacket.Payload {
+		return gopacket.Payload([]byte{nh, 2, 0, 0, 0, 0, 0x30, 0, 0, 0, 0, 1, 0, 0, 0, 0})
+	}
+	none := frame(t, e6, ip6(layers.IPProtocolNoNextHeader), payload(16))
+	ahNone := frame(t, e6, ip6(layers.IPProtocolAH), append(ah(59), payload(16)...))
+	udpHdr := []byte{0x9c, 0x40, 0, 53, 0, 16, 0, 0}
+	ahUDP := frame(t, e6, ip6(layers.IPProtocolAH), append(append(ah(17), udpHdr...), payload(8)...))
+	runSteps(t, l, ifindex, []step{
+		{"no next header: INVALID", true, none, false, sINV, 0},
+		{"again: still no flow, INVALID", true, none, false, sINV, 0},
+		{"AH then no next header: INVALID", true, ahNone, false, sINV, 0},
+		{"AH then UDP: NEW", true, ahUDP, true, sNEW, dORI},
+		{"AH then UDP again: NEW", true, ahUDP, true, sNEW, dORI},
+	})
+	if n := len(flowsOf(t, l, ifindex)); n != 1 {
+		t.Errorf("%d flows, want the UDP one", n)
+	}
+}
+
 // TestConntrackPerInterface runs the same flow on two interfaces: a flow
 // is one interface's, overlapping guest addresses never meet.
 func TestConntrackPerInterface(t *testing.T) {
