@@ -374,10 +374,19 @@ func Fixed() Corpus {
 	seq("udp 53 request to the guest, reply", with(u4i, func(s *Spec) { s.SPort, s.DPort = 40000, 53 }), reply)
 	seq("sctp init from the guest, answer", base(out, KindIPv4, ProtoSCTP), reply)
 	seq("esp both ways", base(out, KindIPv4, ProtoESP), reply)
+	// A SYN,ACK acknowledging data the guest never sent: nf_conntrack's
+	// window tracking calls it INVALID, and the guest's ACK after it too
+	// (KnownDivergences: tcp-window). Its own source port marks it.
+	unsent := func(s Spec) Spec { r := s.Reply(); r.TCPAck += 4000; return r }
+	seq("tcp 80 SYN,ACK acknowledging unsent data", with(t4o, func(s *Spec) { s.SPort = WindowPort }), unsent, ack)
 	add("sequence", "SYN,ACK with no SYN before", with(t4i, func(s *Spec) { s.Flags = SYN | ACK }))
 	add("sequence", "udp reply with no request", u4i)
 	return c
 }
+
+// WindowPort is the guest's TCP port in the case whose SYN,ACK
+// acknowledges unsent data (KnownDivergences: tcp-window).
+const WindowPort = 40999
 
 // Random returns n seeded random cases: frames whose fields are drawn from
 // the same pools as Fixed (roles, edges, protocols), in random combinations.

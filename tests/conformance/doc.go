@@ -20,13 +20,20 @@
 // "bridge drop": the frame never tells anything about a filter and is left
 // out of the comparison (the baseline pass finds them).
 //
-// nwbpf has no connection tracking yet (conntrack-lite is another issue), so
-// the harness never invents state: a frame whose verdict, by the reference
-// evaluator, depends on the connection state the classifier would see is
-// reported as "needs conntrack-lite" and kept out of the exact comparison;
-// every other frame must match exactly, or be a Known divergence: libvirt
-// behaviour that nwbpf deliberately does not copy, listed with the reason
-// and pinned by a test.
+// Connection state: the reference evaluator is stateless, so a frame whose
+// verdict, by the evaluator, depends on the connection state the classifier
+// would see is "state-dependent". A Verdicter that tracks connections
+// (Tracker: the classifier's conntrack-lite, flushed before each case like
+// libvirt's) is held to libvirt's verdict on those frames as on every
+// other; the evaluator's answer to them, judged with no conntrack view, is
+// only counted. Every frame must match exactly, or be a Known divergence:
+// libvirt (or kernel) behaviour that nwbpf deliberately does not copy,
+// listed with the reason and pinned by a test, or an open nwbpf bug.
+//
+// An IPv6 atomic fragment counts as delivered also in the form the kernel
+// forwards it: bridge netfilter defragments IPv6 once conntrack is in use,
+// and passes an atomic fragment on without its fragment header
+// (Defragmented).
 //
 // Verdicters: EvalVerdicter runs the pure-Go reference evaluator
 // (compiler/eval); TestRunVerdicter runs the real classifier with

@@ -157,6 +157,13 @@ type Spec struct {
 	TCPOpts      []byte  // TCP option bytes, padded to 4 with no-ops
 	Type, Code   uint8   // ICMP, ICMPv6, IGMP type
 	Seq          uint32  // TCP sequence / ack base, ICMP echo id+seq
+	// TCPSeq and TCPAck, with TCPNumbered, are the TCP sequence and
+	// acknowledgement numbers; without, they are 1000+Seq and 5000+Seq
+	// (the ack only with ACK). Reply numbers its TCP answers so that
+	// they acknowledge what they answer: conntrack's window tracking
+	// calls an answer acknowledging unsent data INVALID.
+	TCPSeq, TCPAck uint32
+	TCPNumbered    bool
 
 	// KindSTP: the BPDU from its protocol identifier on.
 	BPDU []byte
@@ -312,9 +319,13 @@ func (s Spec) l4(src, dst net.IP, tag string) ([]byte, error) {
 		b = make([]byte, 20+len(opts))
 		binary.BigEndian.PutUint16(b[0:], s.SPort)
 		binary.BigEndian.PutUint16(b[2:], s.DPort)
-		binary.BigEndian.PutUint32(b[4:], 1000+s.Seq)
+		seq, ack := 1000+s.Seq, 5000+s.Seq
+		if s.TCPNumbered {
+			seq, ack = s.TCPSeq, s.TCPAck
+		}
+		binary.BigEndian.PutUint32(b[4:], seq)
 		if s.Flags&ACK != 0 {
-			binary.BigEndian.PutUint32(b[8:], 5000+s.Seq)
+			binary.BigEndian.PutUint32(b[8:], ack)
 		}
 		b[12] = byte((20 + len(opts)) / 4 << 4)
 		b[13] = s.Flags
@@ -468,6 +479,12 @@ func (s Spec) String() string {
 		switch s.Proto {
 		case ProtoTCP:
 			fmt.Fprintf(&b, " tcp %d>%d %s", s.SPort, s.DPort, flagString(s.Flags))
+			if s.TCPNumbered {
+				fmt.Fprintf(&b, " seq %d", s.TCPSeq)
+				if s.Flags&ACK != 0 {
+					fmt.Fprintf(&b, " ack %d", s.TCPAck)
+				}
+			}
 			if len(s.TCPOpts) > 0 {
 				fmt.Fprintf(&b, " opts %x", s.TCPOpts)
 			}
@@ -528,8 +545,11 @@ func flagString(f uint8) string {
 }
 
 // Reply returns the frame that answers s: directions, MACs, addresses and
-// ports swapped; TCP SYN answered with SYN,ACK and anything else with ACK;
-// ICMP echo request (8, 128) answered with echo reply (0, 129).
+// ports swapped; TCP SYN answered with SYN,ACK and anything else with ACK,
+// numbered as a TCP peer would (the answer's sequence is what s
+// acknowledged, or a fresh 7000+Seq, and it acknowledges s's sequence,
+// plus one for a SYN or FIN); ICMP echo request (8, 128) answered with
+// echo reply (0, 129).
 func (s Spec) Reply() Spec {
 	r := s
 	r.Ext = append([]uint8(nil), s.Ext...)
@@ -546,6 +566,19 @@ func (s Spec) Reply() Spec {
 	}
 	r.SrcIP, r.DstIP = s.DstIP, s.SrcIP
 	r.SPort, r.DPort = s.DPort, s.SPort
+	if s.Proto == ProtoTCP {
+		seq, ack := 1000+s.Seq, 5000+s.Seq
+		if s.TCPNumbered {
+			seq, ack = s.TCPSeq, s.TCPAck
+		}
+		r.TCPNumbered, r.TCPSeq, r.TCPAck = true, 7000+s.Seq, seq
+		if s.Flags&ACK != 0 {
+			r.TCPSeq = ack
+		}
+		if s.Flags&(SYN|FIN) != 0 {
+			r.TCPAck++
+		}
+	}
 	switch {
 	case s.Proto == ProtoTCP && s.Flags&SYN != 0 && s.Flags&ACK == 0:
 		r.Flags = SYN | ACK
@@ -557,4 +590,49 @@ func (s Spec) Reply() Spec {
 		r.Type = 129
 	}
 	return r
+}
+
+// Defragmented returns the frame the kernel passes on for an untagged IPv6
+// frame carrying an atomic fragment header (offset 0, no more fragments),
+// and nil for any other frame. Once connection tracking is in use, bridge
+// netfilter defragments IPv6 before conntrack (nf_ct_frag6_gather): it
+// "reassembles" a lone atomic fragment and forwards the packet without its
+// fragment header (the previous header names the fragment's next header,
+// the payload length drops by 8). The packet is delivered all the same.
+func Defragmented(frame []byte) []byte {
+	const eth, ipv6 = 14, 40
+	if len(frame) < eth+ipv6 || binary.BigEndian.Uint16(frame[12:]) != 0x86dd {
+		return nil
+	}
+	nhOff, off := eth+6, eth+ipv6 // where the next header is named; the header
+	for range 8 {
+		nh := frame[nhOff]
+		var hlen int
+		switch nh {
+		case 0, 43, 60:
+			if len(frame) < off+2 {
+				return nil
+			}
+			hlen = (int(frame[off+1]) + 1) * 8
+		case ProtoAH:
+			if len(frame) < off+2 {
+				return nil
+			}
+			hlen = (int(frame[off+1]) + 2) * 4
+		case 44:
+			if len(frame) < off+8 || binary.BigEndian.Uint16(frame[off+2:])&0xfff9 != 0 {
+				return nil // a real fragment, not an atomic one
+			}
+			out := make([]byte, 0, len(frame)-8)
+			out = append(out, frame[:off]...)
+			out = append(out, frame[off+8:]...)
+			out[nhOff] = frame[off]
+			binary.BigEndian.PutUint16(out[eth+4:], binary.BigEndian.Uint16(frame[eth+4:])-8)
+			return out
+		default:
+			return nil
+		}
+		nhOff, off = off, off+hlen
+	}
+	return nil
 }

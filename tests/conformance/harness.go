@@ -49,14 +49,16 @@ type Status uint8
 const (
 	// Agree: stateless verdict, same on both sides.
 	Agree Status = iota
-	// Diverge: stateless verdict, different, not explained.
+	// Diverge: different, not explained. For a Verdicter with connection
+	// tracking (Tracker) this includes state-dependent frames.
 	Diverge
 	// Explained: different on purpose (a Known divergence).
 	Explained
-	// StateAgree: the verdict depends on connection state (needs
-	// conntrack-lite); nwbpf's stateless answer happens to agree.
+	// StateAgree: the verdict depends on connection state, and agrees.
 	StateAgree
-	// StateDiverge: depends on connection state, and differs.
+	// StateDiverge: depends on connection state, and differs, for a
+	// Verdicter without connection tracking (which judges the frame
+	// with no conntrack view): counted, not a failure.
 	StateDiverge
 	// BridgeDrop: the bridge drops the frame with no filter at all;
 	// not compared.
@@ -82,6 +84,9 @@ type FrameResult struct {
 	Libvirt bool // delivered by libvirt
 	Nwbpf   bool // delivered by nwbpf (this Verdicter)
 	Status  Status
+	// State says the verdict depends on connection state
+	// (StateDependent).
+	State bool
 	// Decider is the nwbpf entry that decided (reference evaluator).
 	Decider string
 	// Known is the divergence that explains it, with Explained.
@@ -95,14 +100,19 @@ type FrameResult struct {
 type FilterResult struct {
 	Filter    Filter
 	Verdicter string
-	Frames    []FrameResult
-	Counts    [numStatus]int
+	// Tracked says the Verdicter tracks connections (Tracker): its
+	// state-dependent frames are compared exactly.
+	Tracked bool
+	Frames  []FrameResult
+	Counts  [numStatus]int
 	// Flaky counts frames whose Reference verdict changed on
 	// confirmation (delivered late).
 	Flaky int
 }
 
-// Unexplained returns the stateless divergences.
+// Unexplained returns the divergences that fail a run: every Diverge
+// (state-dependent frames included for a Verdicter that tracks
+// connections).
 func (r *FilterResult) Unexplained() []FrameResult {
 	var out []FrameResult
 	for _, f := range r.Frames {
@@ -122,7 +132,9 @@ type Result struct {
 	BridgeDrops []Frame
 	Filters     []*FilterResult
 	Verdicters  []string
-	Duration    time.Duration
+	// Tracked lists the Verdicters that track connections (Tracker).
+	Tracked  []string
+	Duration time.Duration
 }
 
 // Run compares every filter of filters between ref and each Verdicter over
@@ -142,6 +154,9 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 	res := &Result{Cases: len(corpus)}
 	for _, v := range vs {
 		res.Verdicters = append(res.Verdicters, v.Name())
+		if tracksConnections(v) {
+			res.Tracked = append(res.Tracked, v.Name())
+		}
 	}
 	// Baseline: what the bridge delivers with no filter bound.
 	bridged := make([][]bool, len(frames))
@@ -196,7 +211,8 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 			if err != nil {
 				return nil, fmt.Errorf("%s verdicts for %s: %w", v.Name(), f.Label, err)
 			}
-			fr := &FilterResult{Filter: f, Verdicter: v.Name()}
+			tracked := tracksConnections(v)
+			fr := &FilterResult{Filter: f, Verdicter: v.Name(), Tracked: tracked}
 			for i, fs := range frames {
 				k := 0
 				for j, frame := range fs {
@@ -210,7 +226,8 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 					r.Nwbpf = got[i][k]
 					k++
 					state := StateDependent(prog, inst, frame)
-					if r.Libvirt != r.Nwbpf && !r.Libvirt && !state && opts.Confirm > 0 {
+					r.State = state
+					if r.Libvirt != r.Nwbpf && !r.Libvirt && (!state || tracked) && opts.Confirm > 0 {
 						// Re-check a drop that nwbpf does not make:
 						// replay the case up to this frame.
 						ref.Flush()
@@ -228,13 +245,16 @@ func Run(ref Reference, set *compiler.Set, filters []Filter, corpus Corpus, n Ne
 					switch {
 					case state && r.Libvirt == r.Nwbpf:
 						r.Status = StateAgree
-					case state:
+					case state && !tracked:
 						r.Status = StateDiverge
 					case r.Libvirt == r.Nwbpf:
 						r.Status = Agree
 					default:
 						r.Status = Diverge
 						for ki := range opts.Known {
+							if opts.Known[ki].Stateful && !tracked {
+								continue
+							}
 							if opts.Known[ki].Explains(f, frame) {
 								r.Status, r.Known = Explained, &opts.Known[ki]
 								break
@@ -271,7 +291,7 @@ func (r *Result) Explained() map[string]int {
 	return m
 }
 
-// Unexplained returns every stateless divergence of the run.
+// Unexplained returns every divergence that fails the run.
 func (r *Result) Unexplained() []FrameResult {
 	var out []FrameResult
 	for _, f := range r.Filters {
@@ -297,6 +317,9 @@ type Known struct {
 	// Open marks an nwbpf bug awaiting its fix: the run fails once it no
 	// longer occurs, so that the entry is removed with the fix.
 	Open bool
+	// Stateful marks a divergence of connection tracking: it explains
+	// frames of Verdicters that track connections (Tracker) only.
+	Stateful bool
 }
 
 // Explains reports whether k explains a divergence on frame under f.

@@ -95,13 +95,13 @@ func TestRunAgainstFake(t *testing.T) {
 		t.Error("the injected divergence was not found")
 	}
 	if state == 0 {
-		t.Error("no frame marked as needing conntrack-lite, though the checklist has stateful rules")
+		t.Error("no frame marked state-dependent, though the checklist has stateful rules")
 	}
 	var b bytes.Buffer
 	if err := Report(&b, res, ReportInfo{Command: "go test", Environment: "a fake"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Divergences", "vlan 4095", "## Needs conntrack-lite", "type 0x88b5"} {
+	for _, want := range []string{"## Divergences", "vlan 4095", "## State-dependent frames", "type 0x88b5"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -138,5 +138,108 @@ func TestFramesParse(t *testing.T) {
 			}
 			seen[string(f.Data)] = true
 		}
+	}
+}
+
+// trackingEval is the reference evaluator posing as a Verdicter with
+// connection tracking, that delivers the guest's UDP to port 53 whatever
+// the filter says.
+type trackingEval struct{ EvalVerdicter }
+
+func (trackingEval) Name() string            { return "tracked" }
+func (trackingEval) TracksConnections() bool { return true }
+
+func (v trackingEval) Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error) {
+	out, err := v.EvalVerdicter.Verdicts(prog, inst, cases)
+	for c, fs := range cases {
+		for i, f := range fs {
+			if f.Spec.Dir == maps.DirOut && f.Spec.Proto == ProtoUDP && f.Spec.DPort == 53 {
+				out[c][i] = true
+			}
+		}
+	}
+	return out, err
+}
+
+// TestRunTracked checks the strict comparison of a Verdicter that tracks
+// connections: where it differs from the reference on a state-dependent
+// frame, that is a divergence (unexplained), while the stateless reference
+// evaluator's answer to the same frame is only classified (state-agree or
+// state-diverge), never a failure.
+func TestRunTracked(t *testing.T) {
+	set := compiler.NewSet()
+	var filters []Filter
+	for _, f := range Checklist("t2", testNet) {
+		if f.Label == "l4" {
+			filters = append(filters, f)
+		}
+	}
+	u := base(maps.DirOut, KindIPv4, ProtoUDP)
+	corpus := Corpus{{Group: "l4", Name: "udp 53 out", Specs: []Spec{u}}}
+	// The fake drops it: as if the guest's request were refused.
+	ref := &fakeRef{t: t, set: set, flip: func(b []byte) bool { return len(b) > 37 && b[23] == ProtoUDP && b[37] == 53 }}
+	res, err := Run(ref, set, filters, corpus, testNet, []Verdicter{EvalVerdicter{}, trackingEval{}}, Options{Known: KnownDivergences})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Filters) != 2 || !slices.Equal(res.Tracked, []string{"tracked"}) {
+		t.Fatalf("%d filter results, tracked %v", len(res.Filters), res.Tracked)
+	}
+	for _, f := range res.Filters {
+		fr := f.Frames[0]
+		if !fr.State {
+			t.Fatalf("%s: %s not state-dependent under the l4 tree", f.Verdicter, fr.Frame.Spec)
+		}
+		// Without a conntrack view the evaluator drops it too.
+		want := StateAgree
+		if f.Verdicter == "tracked" {
+			want = Diverge
+		}
+		if fr.Status != want || fr.Libvirt || fr.Nwbpf != (f.Verdicter == "tracked") {
+			t.Errorf("%s: status %s (libvirt %v, nwbpf %v), want %s", f.Verdicter, fr.Status, fr.Libvirt, fr.Nwbpf, want)
+		}
+	}
+	if un := res.Unexplained(); len(un) != 1 {
+		t.Errorf("%d unexplained divergences, want the tracked verdicter's one", len(un))
+	}
+}
+
+// TestDefragmented checks the frame bridge netfilter forwards for an IPv6
+// atomic fragment: the fragment header gone, wherever it sits in the chain,
+// and no alternative for other frames.
+func TestDefragmented(t *testing.T) {
+	build := func(s Spec) []byte {
+		b, err := s.Build(testNet, "defrag")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	u := base(maps.DirOut, KindIPv6, ProtoUDP)
+	for _, ext := range [][]uint8{{44}, {0, 43, 44, 60}, {51, 44}} {
+		s := u
+		s.Ext = ext
+		var without []uint8
+		for _, e := range ext {
+			if e != 44 {
+				without = append(without, e)
+			}
+		}
+		w := u
+		w.Ext = without
+		got, want := Defragmented(build(s)), build(w)
+		if got == nil || !bytes.Equal(got[:len(got)-8], want[:len(got)-8]) {
+			t.Errorf("ext %v: defragmented\n%x\nwant\n%x", ext, got, want)
+		}
+	}
+	for _, s := range []Spec{u, base(maps.DirOut, KindIPv4, ProtoUDP), func() Spec { s := u; s.Ext = []uint8{0, 60}; return s }()} {
+		if got := Defragmented(build(s)); got != nil {
+			t.Errorf("%s: defragmented %x, want none", s, got)
+		}
+	}
+	frag := build(func() Spec { s := u; s.Ext = []uint8{44}; return s }())
+	frag[14+40+3] |= 1 // more fragments: a real fragment
+	if got := Defragmented(frag); got != nil {
+		t.Errorf("first fragment of two: defragmented %x, want none", got)
 	}
 }

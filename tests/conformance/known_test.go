@@ -3,11 +3,16 @@
 package conformance
 
 import (
+	"fmt"
 	"net"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/nwbpf/nwbpf/compiler"
+	"github.com/nwbpf/nwbpf/internal/privtest"
 	"github.com/nwbpf/nwbpf/maps"
+	"github.com/nwbpf/nwbpf/tests/netenv"
 )
 
 var testNet = Net{
@@ -79,5 +84,53 @@ func TestVLANEncapAsLibvirt(t *testing.T) {
 		if got := verdicts(t, prog, inst, c.spec)[0]; got != c.delivered {
 			t.Errorf("%s: delivered %v, want %v", c.name, got, c.delivered)
 		}
+	}
+}
+
+// TestKnownUDPLiteTracked pins nwbpf's side of udplite-checksum: the
+// classifier tracks UDP-Lite whatever its checksum, so a stateful accept of
+// the guest's UDP-Lite passes the request (NEW) and its answer
+// (ESTABLISHED), while an answer with no request stays dropped. (libvirt's
+// conntrack calls every correctly checksummed UDP-Lite packet INVALID.)
+func TestKnownUDPLiteTracked(t *testing.T) {
+	privtest.Require(t)
+	v, err := NewTestRunVerdicter(filepath.Join(privtest.BPFFS, netenv.Name("nwbpfk")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	prog, inst := compileDoc(t, `<filter name='pin-udplite' chain='root'>
+  <rule action='accept' direction='out'><udplite/></rule>
+  <rule action='accept' direction='out'><all-ipv6/></rule>
+  <rule action='drop' direction='inout'><all/></rule>
+  <rule action='drop' direction='inout'><all-ipv6/></rule>
+</filter>`)
+	frames := func(specs ...Spec) []Frame {
+		var fs []Frame
+		for i, s := range specs {
+			data, err := s.Build(testNet, fmt.Sprintf("pin-udplite-%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, Frame{Spec: s, Data: data})
+		}
+		return fs
+	}
+	var cases [][]Frame
+	for _, k := range []Kind{KindIPv4, KindIPv6} {
+		req := base(maps.DirOut, k, ProtoUDPLite)
+		cases = append(cases, frames(req, req.Reply()), frames(req.Reply()))
+	}
+	got, err := v.Verdicts(prog, inst, cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]bool{{true, true}, {false}, {true, true}, {false}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("verdicts %v, want %v (request, answer; answer alone; per IP version)", got, want)
 	}
 }

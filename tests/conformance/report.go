@@ -5,6 +5,7 @@ package conformance
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -20,7 +21,7 @@ type ReportInfo struct {
 // Report writes the run as Markdown: the method, the totals, a table per
 // Verdicter with one row per filter tree, every divergence with its frame
 // and the entry that decided nwbpf's verdict, the known divergences, and the
-// frames that need conntrack-lite.
+// state-dependent frames per Verdicter.
 func Report(w io.Writer, r *Result, info ReportInfo) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -32,11 +33,16 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 	p("direction, connection tracking flushed before each case. The same tree was compiled and bound by\n")
 	p("nwbpf, and each Verdicter judged the same frames. Statuses:\n\n")
 	p("- **agree**: stateless verdict, the same on both sides. Must be all of them.\n")
-	p("- **DIVERGE**: stateless verdict that differs and is not explained: a bug, listed below.\n")
-	p("- **explained**: differs on purpose, libvirt behaviour nwbpf does not copy (see Known divergences).\n")
-	p("- **state**: the verdict depends on connection state by nwbpf's reference evaluator (some conntrack\n")
-	p("  view changes it), so it *needs conntrack-lite*; nwbpf has none yet and judges these frames with no\n")
-	p("  conntrack view. Counted as agree/diverge of that stateless answer, never faked.\n")
+	p("- **DIVERGE**: a verdict that differs and is not explained: a bug, listed below. For a verdicter\n")
+	p("  with connection tracking this includes state-dependent frames.\n")
+	p("- **explained**: differs on purpose, libvirt behaviour nwbpf does not copy, or an open nwbpf bug\n")
+	p("  (see Known divergences).\n")
+	p("- **state agree / state diverge**: the verdict depends on connection state (by nwbpf's reference\n")
+	p("  evaluator, some conntrack view changes it). A verdicter with connection tracking (%s) follows\n", trackedList(r))
+	p("  each case's frames with its own conntrack, flushed before each case like libvirt's, and is held to\n")
+	p("  libvirt's verdict on these frames as on any other: a difference is a DIVERGE, so its state diverge\n")
+	p("  is always 0. The reference evaluator is stateless: it judges these frames with no conntrack view,\n")
+	p("  and its state diverge only counts where that stateless answer differs, never a failure.\n")
 	p("- **bridge drop**: the bridge does not deliver the frame with no filter bound at all; not compared.\n\n")
 
 	p("## Totals\n\n")
@@ -60,8 +66,26 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 			}
 		}
 		compared := c[Agree] + c[Diverge] + c[Explained] + c[StateAgree] + c[StateDiverge]
-		p("| %s: frames compared | %d: agree %d, DIVERGE %d, explained %d, needs conntrack-lite %d (agree %d, diverge %d) |\n",
-			v, compared, c[Agree], c[Diverge], c[Explained], c[StateAgree]+c[StateDiverge], c[StateAgree], c[StateDiverge])
+		state, stateDiffer := 0, 0
+		for _, f := range r.Filters {
+			if f.Verdicter != v {
+				continue
+			}
+			for _, fr := range f.Frames {
+				if fr.State && fr.Status != BridgeDrop {
+					state++
+					if fr.Libvirt != fr.Nwbpf {
+						stateDiffer++
+					}
+				}
+			}
+		}
+		how := "stateless answer differs"
+		if slices.Contains(r.Tracked, v) {
+			how = "with its conntrack, differs"
+		}
+		p("| %s: frames compared | %d: agree %d, DIVERGE %d, explained %d, state agree %d, state diverge %d; state-dependent %d (%s: %d) |\n",
+			v, compared, c[Agree], c[Diverge], c[Explained], c[StateAgree], c[StateDiverge], state, how, stateDiffer)
 	}
 	p("\n")
 
@@ -89,12 +113,13 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 	p("## Divergences\n\n")
 	un := r.Unexplained()
 	if len(un) == 0 {
-		p("None: every stateless verdict agrees or is a known divergence.\n\n")
+		p("None: every verdict agrees or is a known divergence (state-dependent verdicts of verdicters\n")
+		p("with connection tracking included).\n\n")
 	} else {
 		p("| verdicter | filter tree | case | frame | libvirt | nwbpf | nwbpf decided by |\n|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Filters {
 			for _, fr := range f.Unexplained() {
-				p("| %s | %s | %s | `%s` | %s | %s | %s |\n", f.Verdicter, f.Filter.Label, fr.Case.Name, fr.Frame.Spec,
+				p("| %s | %s | %s | `%s` | %s | %s | %s |\n", f.Verdicter, f.Filter.Label, caseName(fr), fr.Frame.Spec,
 					word(fr.Libvirt), word(fr.Nwbpf), esc(fr.Decider))
 			}
 		}
@@ -124,31 +149,41 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 			k.ID, openTag(k), k.Reason, k.Test, len(frs), frs[0].Frame.Spec, word(frs[0].Libvirt), word(frs[0].Nwbpf))
 	}
 
-	p("## Needs conntrack-lite\n\n")
-	p("Frames whose verdict depends on connection state, per filter tree: how many, and how many of them\n")
-	p("nwbpf's stateless answer gets wrong (conntrack-lite has to fix those), with up to %d examples.\n\n", maxExamples)
+	p("## State-dependent frames\n\n")
+	p("Frames whose verdict depends on connection state, per verdicter and filter tree: how many, and how\n")
+	p("many of them differ from libvirt, with up to %d examples. A verdicter with connection tracking\n", maxExamples)
+	p("(%s) answers them with its conntrack and must agree (a difference is listed under Divergences\n", trackedList(r))
+	p("or Known divergences); the stateless reference evaluator answers with no conntrack view, so its\n")
+	p("differences only show which frames need connection tracking.\n\n")
 	anyState := false
 	for _, f := range r.Filters {
-		if f.Counts[StateAgree]+f.Counts[StateDiverge] == 0 {
+		n, differ := 0, 0
+		var ex []string
+		for _, fr := range f.Frames {
+			if !fr.State || fr.Status == BridgeDrop {
+				continue
+			}
+			n++
+			if fr.Libvirt == fr.Nwbpf {
+				continue
+			}
+			differ++
+			if len(ex) < maxExamples {
+				ex = append(ex, fmt.Sprintf("%s: `%s` (%s / %s)", caseName(fr), fr.Frame.Spec, word(fr.Libvirt), word(fr.Nwbpf)))
+			}
+		}
+		if n == 0 {
 			continue
 		}
 		if !anyState {
-			p("| verdicter | filter tree | state-dependent | stateless answer wrong | examples (libvirt / nwbpf) |\n|---|---|---:|---:|---|\n")
+			p("| verdicter | conntrack | filter tree | state-dependent | differ from libvirt | examples (libvirt / nwbpf) |\n|---|---|---|---:|---:|---|\n")
 			anyState = true
 		}
-		var ex []string
-		for _, fr := range f.Frames {
-			if fr.Status != StateDiverge || len(ex) == maxExamples {
-				continue
-			}
-			name := fr.Case.Name
-			if len(fr.Case.Specs) > 1 {
-				name = fmt.Sprintf("%s (frame %d)", name, fr.Index+1)
-			}
-			ex = append(ex, fmt.Sprintf("%s: `%s` (%s / %s)", name, fr.Frame.Spec, word(fr.Libvirt), word(fr.Nwbpf)))
+		ct := "none (stateless)"
+		if f.Tracked {
+			ct = "conntrack-lite"
 		}
-		p("| %s | %s | %d | %d | %s |\n", f.Verdicter, f.Filter.Label, f.Counts[StateAgree]+f.Counts[StateDiverge],
-			f.Counts[StateDiverge], strings.Join(ex, "<br>"))
+		p("| %s | %s | %s | %d | %d | %s |\n", f.Verdicter, ct, f.Filter.Label, n, differ, strings.Join(ex, "<br>"))
 	}
 	if !anyState {
 		p("None.\n")
@@ -190,6 +225,23 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 
 // maxExamples bounds the examples listed per filter tree.
 const maxExamples = 8
+
+// caseName names fr's case, and the frame's place in it when the case has
+// more than one frame.
+func caseName(fr FrameResult) string {
+	if len(fr.Case.Specs) > 1 {
+		return fmt.Sprintf("%s (frame %d)", fr.Case.Name, fr.Index+1)
+	}
+	return fr.Case.Name
+}
+
+// trackedList names the Verdicters of r that track connections.
+func trackedList(r *Result) string {
+	if len(r.Tracked) == 0 {
+		return "none in this run"
+	}
+	return strings.Join(r.Tracked, ", ")
+}
 
 func word(delivered bool) string {
 	if delivered {

@@ -70,6 +70,10 @@ func (v *TestRunVerdicter) Close() error { return closeLoader(v.l) }
 // Name implements Verdicter.
 func (v *TestRunVerdicter) Name() string { return "bpf" }
 
+// TracksConnections implements Tracker: the classifier's conntrack-lite
+// follows each case's frames.
+func (v *TestRunVerdicter) TracksConnections() bool { return true }
+
 // Verdicts implements Verdicter: it binds prog and inst to the loopback
 // (replacing the previous binding) and runs every frame, flushing the
 // classifier's connection table before each case.

@@ -36,6 +36,22 @@ type Verdicter interface {
 	Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error)
 }
 
+// Tracker is implemented by a Verdicter that tracks connections across the
+// frames of a case, as libvirt's conntrack does. The harness holds such a
+// Verdicter to libvirt's verdict on every frame, state-dependent ones
+// included; a Verdicter without connection tracking judges state-dependent
+// frames with no conntrack view, and those are only counted.
+type Tracker interface {
+	// TracksConnections reports whether the Verdicter tracks connections.
+	TracksConnections() bool
+}
+
+// tracksConnections reports whether v tracks connections (Tracker).
+func tracksConnections(v Verdicter) bool {
+	t, ok := v.(Tracker)
+	return ok && t.TracksConnections()
+}
+
 // EvalVerdicter answers with the reference evaluator (compiler/eval).
 type EvalVerdicter struct{}
 
@@ -73,8 +89,8 @@ var ctViews = func() []eval.CT {
 
 // StateDependent reports whether the frame's verdict under prog depends on
 // the connection state the classifier would see: whether the reference
-// evaluator gives different verdicts for different conntrack views. Such a
-// frame cannot be judged until conntrack-lite exists.
+// evaluator gives different verdicts for different conntrack views. Only a
+// Verdicter that tracks connections (Tracker) can judge such a frame.
 func StateDependent(prog *compiler.Program, inst compiler.Instances, f Frame) bool {
 	pkt := eval.Parse(f.Data, eval.Meta{})
 	first := eval.Eval(prog.Stages, inst, pkt, f.Dir(), ctViews[0]).Verdict
