@@ -256,5 +256,5 @@ func openTag(k *Known) string {
 	if k.Open {
 		return " (OPEN: nwbpf bug)"
 	}
-	return " (libvirt bug, not copied)"
+	return " (libvirt or kernel bug, not copied)"
 }
