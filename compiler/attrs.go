@@ -229,11 +229,6 @@ var protocols = map[string]*protoDef{
 	"all-ipv6":     l34Proto("all-ipv6", true, 0, nil, nil, false),
 }
 
-// protoOrder is libvirt's table order: when a rule has elements of several
-// protocols, the first element found (in document order) fixes the
-// protocol; this order only matters for listing.
-var protoOrder = []string{"arp", "rarp", "mac", "vlan", "stp", "ip", "ipv6", "tcp", "udp", "udplite", "esp", "ah", "sctp", "icmp", "all", "igmp", "tcp-ipv6", "udp-ipv6", "udplite-ipv6", "esp-ipv6", "ah-ipv6", "sctp-ipv6", "icmpv6", "all-ipv6"}
-
 func (p *protoDef) attr(name string) *attrDef {
 	for i := range p.attrs {
 		if p.attrs[i].name == name {

@@ -37,7 +37,7 @@ func checkUnreachable(t *testing.T, orig, reply []byte, v6 bool) {
 	if !bytes.Equal(reply[0:6], orig[6:12]) || !bytes.Equal(reply[6:12], orig[0:6]) {
 		t.Errorf("MACs not swapped: % x", reply[:12])
 	}
-	ipLen := len(orig) - 14
+	var ipLen int
 	if v6 {
 		ipLen = int(binary.BigEndian.Uint16(orig[18:])) + 40
 		if binary.BigEndian.Uint16(reply[12:]) != 0x86dd || reply[20] != 58 {

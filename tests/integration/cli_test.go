@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -25,7 +24,8 @@ func buildNwbpf(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin = "/usr/local/go/bin/go" // sudo may drop it from PATH
+
 	}
 	bin := filepath.Join(t.TempDir(), "nwbpf")
 	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/nwbpf/nwbpf/cmd/nwbpf").CombinedOutput()
