@@ -29,9 +29,10 @@ bench: ## per-frame cost of the classifier next to an empty program
 demo: ## clean-traffic against spoofing in a throw-away libvirt-like network (root: sudo make demo)
 	$(GO) run ./cmd/nwbpf demo
 
-lint: ## gofmt, go vet and clang-format checks
+lint: ## gofmt, go vet, staticcheck and clang-format checks
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
 
 # `make conformance` compares nwbpf with real libvirt over every stock filter
