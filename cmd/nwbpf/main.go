@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// Command nwbpf enforces libvirt network filters with one eBPF TC
-// classifier.
 package main
 
 import (
