@@ -37,8 +37,12 @@
 //
 // Verdicters: EvalVerdicter runs the pure-Go reference evaluator
 // (compiler/eval); TestRunVerdicter runs the real classifier with
-// BPF_PROG_TEST_RUN through loader/. Another implementation (a real attached
-// tap) plugs in through the same interface.
+// BPF_PROG_TEST_RUN through loader/; TapVerdicter attaches the classifier
+// to a real tap on a bridge in a private namespace and plays the VM and
+// its peer, so the kernel's path in front of the classifier (the tap's
+// receive path, VLAN tags moved into skb metadata, the bridge) is on the
+// way too. The two classifier verdicters must agree on every frame
+// (Result.Disagreements).
 //
 // Report renders a run as Markdown; `make conformance` writes it to
 // docs/conformance.md.

@@ -326,3 +326,38 @@ type Known struct {
 func (k *Known) Explains(f Filter, frame Frame) bool {
 	return (k.Filter == "" || k.Filter == f.Label) && k.Match(frame.Spec)
 }
+
+// Disagreement is a frame two Verdicters judge differently.
+type Disagreement struct {
+	Filter Filter
+	// A and B are the two Verdicters' results for the frame.
+	A, B FrameResult
+}
+
+// Disagreements returns the frames that Verdicters a and b both judged and
+// judged differently, filter by filter. Two implementations of nwbpf's
+// data plane (the classifier under BPF_PROG_TEST_RUN and attached to a
+// real tap) must never disagree: each difference is a bug of one of them,
+// or of the kernel path in front of the classifier.
+func (r *Result) Disagreements(a, b string) []Disagreement {
+	byLabel := map[string]*FilterResult{}
+	for _, f := range r.Filters {
+		if f.Verdicter == b {
+			byLabel[f.Filter.Label] = f
+		}
+	}
+	var out []Disagreement
+	for _, fa := range r.Filters {
+		fb := byLabel[fa.Filter.Label]
+		if fa.Verdicter != a || fb == nil || len(fb.Frames) != len(fa.Frames) {
+			continue
+		}
+		for i, x := range fa.Frames {
+			y := fb.Frames[i]
+			if x.Status != BridgeDrop && y.Status != BridgeDrop && x.Nwbpf != y.Nwbpf {
+				out = append(out, Disagreement{Filter: fa.Filter, A: x, B: y})
+			}
+		}
+	}
+	return out
+}

@@ -87,6 +87,11 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 		p("| %s: frames compared | %d: agree %d, DIVERGE %d, explained %d, state agree %d, state diverge %d; state-dependent %d (%s: %d) |\n",
 			v, compared, c[Agree], c[Diverge], c[Explained], c[StateAgree], c[StateDiverge], state, how, stateDiffer)
 	}
+	for i, a := range r.Tracked {
+		for _, b := range r.Tracked[i+1:] {
+			p("| %s vs %s: frames judged differently | %d |\n", a, b, len(r.Disagreements(a, b)))
+		}
+	}
 	p("\n")
 
 	for _, v := range r.Verdicters {
@@ -124,6 +129,31 @@ func Report(w io.Writer, r *Result, info ReportInfo) error {
 			}
 		}
 		p("\n")
+	}
+
+	if len(r.Tracked) > 1 {
+		p("## Verdicters against each other\n\n")
+		p("The verdicters with connection tracking (%s) are the same classifier reached two ways, so they\n", trackedList(r))
+		p("must judge every frame alike; a difference is a bug of one of them or of the kernel's path in front\n")
+		p("of the classifier.\n\n")
+		var ds []string
+		for i, a := range r.Tracked {
+			for _, b := range r.Tracked[i+1:] {
+				for _, d := range r.Disagreements(a, b) {
+					ds = append(ds, fmt.Sprintf("| %s | %s | %s | %s | `%s` | %s | %s | %s |\n", a, b, d.Filter.Label, caseName(d.A),
+						d.A.Frame.Spec, word(d.A.Libvirt), word(d.A.Nwbpf), word(d.B.Nwbpf)))
+				}
+			}
+		}
+		if len(ds) == 0 {
+			p("None: they agree on every frame.\n\n")
+		} else {
+			p("| verdicter A | verdicter B | filter tree | case | frame | libvirt | A | B |\n|---|---|---|---|---|---|---|---|\n")
+			for _, d := range ds {
+				p("%s", d)
+			}
+			p("\n")
+		}
 	}
 
 	p("## Known divergences\n\n")

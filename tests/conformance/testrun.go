@@ -41,9 +41,41 @@ type skbContext struct {
 // namespace; the loopback's always does, and since the classifier is loaded
 // with private maps and attached nowhere, binding it changes no traffic.
 type TestRunVerdicter struct {
+	classifier
+}
+
+// classifier is a loaded classifier and its Store, for the Verdicters
+// that run it: under BPF_PROG_TEST_RUN and attached to a real tap.
+type classifier struct {
 	l     *loader.Loader
 	store *maps.Store
-	id    uint32
+	id    uint32 // the last binding's
+}
+
+// run binds prog and inst to ifindex, whose guest frames pass outHook
+// (replacing the previous binding), and asks verdict about every frame of
+// every case, in order, with the classifier's connection table flushed
+// before each case. verdict gets the case's frames and the frame's index.
+func (c *classifier) run(ifindex uint32, outHook maps.Hook, prog *compiler.Program, inst compiler.Instances, cases [][]Frame,
+	verdict func(frames []Frame, i int) (bool, error)) ([][]bool, error) {
+	c.id++
+	err := c.store.Bind(ifindex, maps.BindRequest{ID: c.id, OutHook: outHook, Stages: prog.Stages, Instances: inst})
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", prog.Filter, err)
+	}
+	out := make([][]bool, len(cases))
+	for i, frames := range cases {
+		if err := c.l.FlushConntrack(); err != nil {
+			return nil, fmt.Errorf("flush connections: %w", err)
+		}
+		out[i] = make([]bool, len(frames))
+		for j, f := range frames {
+			if out[i][j], err = verdict(frames, j); err != nil {
+				return nil, fmt.Errorf("case %d frame %d (%s): %w", i, j, f.Spec, err)
+			}
+		}
+	}
+	return out, nil
 }
 
 // NewTestRunVerdicter loads the classifier with its pins under pinDir.
@@ -57,7 +89,7 @@ func NewTestRunVerdicter(pinDir string) (*TestRunVerdicter, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("store: %w", err), closeLoader(l))
 	}
-	return &TestRunVerdicter{l: l, store: store}, nil
+	return &TestRunVerdicter{classifier{l: l, store: store}}, nil
 }
 
 func closeLoader(l *loader.Loader) error {
@@ -78,33 +110,15 @@ func (v *TestRunVerdicter) TracksConnections() bool { return true }
 // (replacing the previous binding) and runs every frame, flushing the
 // classifier's connection table before each case.
 func (v *TestRunVerdicter) Verdicts(prog *compiler.Program, inst compiler.Instances, cases [][]Frame) ([][]bool, error) {
-	v.id++
-	err := v.store.Bind(loIfindex, maps.BindRequest{
-		ID: v.id, OutHook: maps.HookIngress, Stages: prog.Stages, Instances: inst,
+	return v.run(loIfindex, maps.HookIngress, prog, inst, cases, func(frames []Frame, i int) (bool, error) {
+		hook := maps.HookIngress
+		if frames[i].Dir() == maps.DirIn {
+			hook = maps.HookEgress
+		}
+		ret, err := v.l.Program(hook).Run(&ebpf.RunOptions{
+			Data:    frames[i].Data,
+			Context: skbContext{Ifindex: loIfindex},
+		})
+		return ret == tcActOK || ret == tcActUnspec, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("bind %s: %w", prog.Filter, err)
-	}
-	out := make([][]bool, len(cases))
-	for c, frames := range cases {
-		if err := v.l.FlushConntrack(); err != nil {
-			return nil, fmt.Errorf("flush connections: %w", err)
-		}
-		out[c] = make([]bool, len(frames))
-		for i, f := range frames {
-			hook := maps.HookIngress
-			if f.Dir() == maps.DirIn {
-				hook = maps.HookEgress
-			}
-			ret, err := v.l.Program(hook).Run(&ebpf.RunOptions{
-				Data:    f.Data,
-				Context: skbContext{Ifindex: loIfindex},
-			})
-			if err != nil {
-				return nil, fmt.Errorf("run case %d frame %d (%s): %w", c, i, f.Spec, err)
-			}
-			out[c][i] = ret == tcActOK || ret == tcActUnspec
-		}
-	}
-	return out, nil
 }
