@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -21,8 +22,11 @@ func linkAttrs(name string) netlink.LinkAttrs {
 }
 
 // AddBridge creates the bridge name with address mac (STP off, multicast
-// snooping off, up) in n. A bridge with an address of its own keeps it
-// when ports come and go, as libvirt's virbr0 does.
+// snooping off, IPv6 off, up) in n. A bridge with an address of its own
+// keeps it when ports come and go, as libvirt's virbr0 does; with a nil
+// mac it takes its ports' lowest. Without snooping the bridge floods all
+// multicast and sends no IGMP reports of its own (with it, it joins
+// 224.0.0.106 and reports that to every port).
 func (n *NS) AddBridge(name string, mac net.HardwareAddr) (*netlink.Bridge, error) {
 	snooping := false
 	a := linkAttrs(name)
@@ -41,28 +45,38 @@ func (n *NS) AddBridge(name string, mac net.HardwareAddr) (*netlink.Bridge, erro
 	return l.(*netlink.Bridge), nil
 }
 
-// AddVeth creates a veth pair, name in n and peerName in peer, and brings
-// both ends up.
-func (n *NS) AddVeth(name string, peer *NS, peerName string) error {
+// AddVeth creates a veth pair, name in n and peerName in peer (which may
+// be n), brings both ends up with IPv6 off, and returns the end in n and
+// the end in peer.
+func (n *NS) AddVeth(name string, peer *NS, peerName string) (local, remote netlink.Link, err error) {
 	veth := &netlink.Veth{
 		LinkAttrs:     linkAttrs(name),
 		PeerName:      peerName,
 		PeerNamespace: netlink.NsFd(peer.FD()),
 	}
 	if err := n.Handle.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth %s (netns %s) / %s (netns %s): %w", name, n, peerName, peer, err)
+		return nil, nil, fmt.Errorf("create veth %s (netns %s) / %s (netns %s): %w", name, n, peerName, peer, err)
 	}
 	if err := n.Up(name); err != nil {
-		return errors.Join(err, n.DelLink(name))
+		return nil, nil, errors.Join(err, n.DelLink(name))
 	}
 	if err := peer.Up(peerName); err != nil {
-		return errors.Join(err, n.DelLink(name))
+		return nil, nil, errors.Join(err, n.DelLink(name))
 	}
-	return nil
+	if local, err = n.Handle.LinkByName(name); err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("veth %s in netns %s: %w", name, n, err), n.DelLink(name))
+	}
+	if remote, err = peer.Handle.LinkByName(peerName); err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("veth %s in netns %s: %w", peerName, peer, err), n.DelLink(name))
+	}
+	return local, remote, nil
 }
 
-// Up sets the named link up.
+// Up turns IPv6 off on the named link and sets it up.
 func (n *NS) Up(name string) error {
+	if err := n.DisableIPv6(name); err != nil {
+		return err
+	}
 	l, err := n.Handle.LinkByName(name)
 	if err == nil {
 		err = n.Handle.LinkSetUp(l)
@@ -128,4 +142,15 @@ func (n *NS) DelLink(name string) error {
 		return fmt.Errorf("delete %s in netns %s: %w", name, n, err)
 	}
 	return nil
+}
+
+// RandomMAC returns a MAC address with the given first bytes and random
+// others.
+func RandomMAC(prefix ...byte) (net.HardwareAddr, error) {
+	mac := make(net.HardwareAddr, 6)
+	copy(mac, prefix)
+	if _, err := rand.Read(mac[len(prefix):]); err != nil {
+		return nil, fmt.Errorf("read random bytes: %w", err)
+	}
+	return mac, nil
 }

@@ -3,7 +3,6 @@
 package sandbox
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -115,7 +114,7 @@ func (n *Network) build(guests int) error {
 	n.undo = append(n.undo, n.Upstream.Close)
 
 	// The bridge, like virbr0: a fixed address, the subnet's first IP.
-	if n.BridgeMAC, err = randomMAC(0x52, 0x54, 0x00); err != nil {
+	if n.BridgeMAC, err = RandomMAC(0x52, 0x54, 0x00); err != nil {
 		return err
 	}
 	if _, err := n.Host.AddBridge(n.Bridge, n.BridgeMAC); err != nil {
@@ -128,7 +127,7 @@ func (n *Network) build(guests int) error {
 	// The uplink, and a server that only the NAT can answer: Upstream
 	// has no route to the guests' subnet.
 	down := Name("nwdn-", n.Suffix)
-	if err := n.Host.AddVeth(n.Uplink, n.Upstream, down); err != nil {
+	if _, _, err := n.Host.AddVeth(n.Uplink, n.Upstream, down); err != nil {
 		return err
 	}
 	if err := n.Host.AddAddr(n.Uplink, UplinkIP.String()+"/24"); err != nil {
@@ -160,7 +159,7 @@ func (n *Network) build(guests int) error {
 func (n *Network) addGuest(i int) error {
 	g := &Guest{Name: fmt.Sprintf("guest%d", i+1), IP: net.IPv4(192, 168, 122, byte(10+i)).To4()}
 	var err error
-	if g.MAC, err = randomMAC(0x52, 0x54, 0x00); err != nil {
+	if g.MAC, err = RandomMAC(0x52, 0x54, 0x00); err != nil {
 		return err
 	}
 	// libvirt gives the host side of a tap the guest's MAC with the first
@@ -208,15 +207,4 @@ func (n *Network) Close() error {
 	}
 	n.undo = nil
 	return errors.Join(errs...)
-}
-
-// randomMAC returns a MAC address with the given first bytes and random
-// others.
-func randomMAC(prefix ...byte) (net.HardwareAddr, error) {
-	mac := make(net.HardwareAddr, 6)
-	copy(mac, prefix)
-	if _, err := rand.Read(mac[len(prefix):]); err != nil {
-		return nil, fmt.Errorf("read random bytes: %w", err)
-	}
-	return mac, nil
 }

@@ -41,9 +41,11 @@ func Name(prefix, suffix string) string {
 	return prefix + suffix
 }
 
-// NS is a private, named network namespace.
+// NS is a network namespace: a private, named one from [NewNS], or the
+// calling process's own from [Host].
 type NS struct {
-	// Name is the namespace's name under NetnsDir (usable with `ip netns`).
+	// Name is the namespace's name under NetnsDir (usable with `ip netns`);
+	// empty for the process's own namespace.
 	Name string
 	// Handle is a netlink handle bound to the namespace.
 	Handle *netlink.Handle
@@ -61,6 +63,22 @@ func NewNS(name string) (*NS, error) {
 	n := &NS{Name: name, ns: ns}
 	if err := n.init(); err != nil {
 		return nil, errors.Join(err, n.Close())
+	}
+	return n, nil
+}
+
+// Host returns the calling process's own network namespace (the one its
+// main thread is in), with a netlink handle. Devices created through it
+// are visible to the host's daemons, libvirtd included. Close releases
+// the handles and leaves the namespace alone.
+func Host() (*NS, error) {
+	ns, err := netns.GetFromPath("/proc/self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("open host netns: %w", err)
+	}
+	n := &NS{ns: ns}
+	if n.Handle, err = netlink.NewHandleAt(ns); err != nil {
+		return nil, errors.Join(fmt.Errorf("netlink handle in host netns: %w", err), n.Close())
 	}
 	return n, nil
 }
@@ -86,9 +104,10 @@ func (n *NS) init() error {
 	return nil
 }
 
-// Close releases the namespace's handles and deletes its name; the kernel
-// removes the namespace, with every device and nftables table in it, once
-// no socket or file descriptor refers to it any more.
+// Close releases the namespace's handles and deletes its name (never the
+// process's own namespace); the kernel removes the namespace, with every
+// device and nftables table in it, once no socket or file descriptor
+// refers to it any more.
 func (n *NS) Close() error {
 	if n.Handle != nil {
 		n.Handle.Close()
@@ -100,14 +119,22 @@ func (n *NS) Close() error {
 			errs = append(errs, fmt.Errorf("close netns %s: %w", n.Name, err))
 		}
 	}
+	if n.Name == "" {
+		return errors.Join(errs...)
+	}
 	if err := netns.DeleteNamed(n.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("delete netns %s: %w", n.Name, err))
 	}
 	return errors.Join(errs...)
 }
 
-// String returns the namespace's name.
-func (n *NS) String() string { return n.Name }
+// String returns the namespace's name, or "host".
+func (n *NS) String() string {
+	if n.Name == "" {
+		return "host"
+	}
+	return n.Name
+}
 
 // FD returns a file descriptor referring to the namespace, valid until
 // Close (for netlink.NsFd and setns).
@@ -201,6 +228,17 @@ func (n *NS) Sysctl(key, value string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sysctl %s=%s in netns %s: %w", key, value, n, err)
+	}
+	return nil
+}
+
+// DisableIPv6 turns IPv6 off on the named device, so that it sends no IPv6
+// control traffic of its own (router solicitations, MLD reports). On a
+// kernel without IPv6 there is nothing to turn off.
+func (n *NS) DisableIPv6(dev string) error {
+	err := n.Sysctl("net/ipv6/conf/"+dev+"/disable_ipv6", "1")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

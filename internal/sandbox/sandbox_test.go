@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/nwbpf/nwbpf/internal/privtest"
 )
 
@@ -162,5 +164,64 @@ func TestNetworkUndo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(NetnsDir, taken.Name)); !os.IsNotExist(err) {
 		t.Errorf("NS.Close left %s: %v", taken.Name, err)
+	}
+}
+
+// TestDevicesClose: Close removes a tap and a macvtap (whose device, unlike
+// a tap's, outlives its file descriptor), closes a sink, and closing the
+// process's own namespace (Host) leaves it in place.
+func TestDevicesClose(t *testing.T) {
+	privtest.Require(t)
+	suffix, err := Suffix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNS(Name("nwsbt", suffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	lower, peer, err := n.AddVeth(Name("nwsbv", suffix), n, Name("nwsbp", suffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mvt, err := n.AddMacvtap(Name("nwsbm", suffix), lower, netlink.MACVLAN_MODE_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap, err := n.AddTap(Name("nwsbt", suffix), net.HardwareAddr{0xfe, 0, 0, 0, 0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := n.NewSink(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mvt.Macvtap || tap.Macvtap || mvt.Index == 0 || tap.Index == 0 {
+		t.Errorf("macvtap %+v, tap %+v", mvt, tap)
+	}
+	for _, c := range []interface{ Close() error }{mvt, tap, sink} {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, name := range []string{mvt.Name, tap.Name} {
+		if _, err := n.Handle.LinkByName(name); err == nil {
+			t.Errorf("%s survived Close", name)
+		}
+	}
+	if err := sink.Send(make([]byte, 60)); err == nil {
+		t.Error("a closed sink sends")
+	}
+	h, err := Host()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.String() != "host" {
+		t.Errorf("Host().String() = %q", h)
+	}
+	// Deleting the host namespace's (empty) name would fail.
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

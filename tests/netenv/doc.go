@@ -5,16 +5,14 @@
 // descriptor the test holds (so the test plays the VM), and AF_PACKET sinks
 // that send and receive raw Ethernet frames on a link.
 //
-// Rules every helper follows:
-//   - every namespace and device gets a unique name (a random suffix), so
-//     tests and test binaries can share one kernel;
-//   - everything is removed in t.Cleanup, also when the test fails;
-//   - namespace work runs on a locked OS thread that is moved into the
-//     namespace and back ([NS.Do]); the test goroutine is never moved, and a
-//     thread that cannot be moved back is discarded;
-//   - links are configured through a netlink.Handle bound to their namespace;
-//   - IPv6 is disabled on every device created here, so the kernel emits no
-//     router solicitations or MLD reports that would mix with test frames.
+// It is a thin testing.TB layer over internal/sandbox, which does the work
+// (and builds `nwbpf demo`'s network): every constructor here calls the
+// sandbox one, fails the test on error and removes what it built in
+// t.Cleanup, also when the test fails. The types are sandbox's; see there
+// for the rules every helper follows (unique names, namespace work on a
+// locked OS thread that is moved into the namespace and back, links
+// configured through a netlink.Handle bound to their namespace, IPv6 off so
+// the kernel sends no router solicitations or MLD reports of its own).
 //
 // Frames are sent and received through the [Endpoint] interface, which
 // [Tap] (tap and macvtap) and [Sink] implement; [Await] waits for one exact

@@ -3,7 +3,6 @@
 package netenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/nwbpf/nwbpf/internal/privtest"
+	"github.com/nwbpf/nwbpf/internal/sandbox"
 )
 
 // wait bounds every positive delivery check; negatives take this long.
@@ -62,8 +62,8 @@ func TestName(t *testing.T) {
 	for _, prefix := range []string{"", "nwt", "averyveryverylongprefix"} {
 		for range 100 {
 			n := Name(prefix)
-			if len(n) > maxIfName {
-				t.Fatalf("Name(%q) = %q: longer than %d", prefix, n, maxIfName)
+			if len(n) > sandbox.MaxIfName {
+				t.Fatalf("Name(%q) = %q: longer than %d", prefix, n, sandbox.MaxIfName)
 			}
 			if !strings.HasPrefix(prefix, n[:len(n)-8]) {
 				t.Fatalf("Name(%q) = %q: does not start with the prefix", prefix, n)
@@ -88,36 +88,6 @@ func TestRandomMAC(t *testing.T) {
 	}
 }
 
-func TestFrameMatches(t *testing.T) {
-	src, dst := RandomMAC(0x52), RandomMAC(0x52)
-	padded := udpFrame(t, src, dst, 0)
-	trimmed := padded[:ipFrameLen(padded)]
-	tagged := udpFrame(t, src, dst, 7)
-	if len(trimmed) >= len(padded) {
-		t.Fatalf("test frame is not padded: %d bytes, IP says %d", len(padded), len(trimmed))
-	}
-	other := bytes.Clone(padded)
-	other[len(trimmed)-1] ^= 1
-	for _, tc := range []struct {
-		name      string
-		sent, got []byte
-		want      bool
-	}{
-		{"identical", padded, padded, true},
-		{"padding trimmed", padded, trimmed, true},
-		{"payload differs", padded, other, false},
-		{"trimmed too far", padded, trimmed[:len(trimmed)-1], false},
-		{"longer", trimmed, padded, false},
-		{"tagged identical", tagged, tagged, true},
-		{"tagged is never trimmed", tagged, tagged[:len(tagged)-2], false},
-		{"empty", padded, nil, false},
-	} {
-		if got := FrameMatches(tc.sent, tc.got); got != tc.want {
-			t.Errorf("%s: FrameMatches = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 func TestNSDo(t *testing.T) {
 	privtest.Require(t)
 	n := NewNS(t)
@@ -128,7 +98,7 @@ func TestNSDo(t *testing.T) {
 	defer host.Close()
 	target, err := netns.GetFromName(n.Name)
 	if err != nil {
-		t.Fatalf("namespace %s is not visible under %s: %v", n.Name, netnsDir, err)
+		t.Fatalf("namespace %s is not visible under %s: %v", n.Name, sandbox.NetnsDir, err)
 	}
 	defer target.Close()
 
@@ -190,7 +160,7 @@ func TestCleanup(t *testing.T) {
 		}
 	})
 	for _, name := range nsNames {
-		if _, err := os.Stat(filepath.Join(netnsDir, name)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(sandbox.NetnsDir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("namespace %s survived cleanup (%v)", name, err)
 		}
 	}

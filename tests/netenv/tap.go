@@ -3,47 +3,24 @@
 package netenv
 
 import (
-	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/nwbpf/nwbpf/internal/sandbox"
 )
 
-// VnetHdrLen is the virtio-net header length set on every macvtap queue
-// (struct virtio_net_hdr_mrg_rxbuf, as QEMU uses).
-const VnetHdrLen = 12
-
-// maxFrame bounds one frame read.
-const maxFrame = 65536
+// VnetHdrLen is the virtio-net header length set on every macvtap queue.
+const VnetHdrLen = sandbox.VnetHdrLen
 
 // Tap is a tap or macvtap device whose character device the test holds, so
-// the test plays the VM: [Tap.Send] is a frame the VM sends, [Tap.Recv] a
-// frame delivered to the VM.
-type Tap struct {
-	// Name and Index identify the network device.
-	Name  string
-	Index int
-	// MAC is the device's address. For a tap it is the host side's address
-	// (the VM uses its own MAC); for a macvtap it is the VM's MAC.
-	MAC net.HardwareAddr
-	// Macvtap is true for a macvtap device.
-	Macvtap bool
-
-	f   *os.File
-	hdr int // bytes of virtio-net header before each frame
-}
+// the test plays the VM: Send is a frame the VM sends, Recv a frame
+// delivered to the VM.
+type Tap = sandbox.Tap
 
 // AddTap creates a tap device (IFF_TAP|IFF_NO_PI, IPv6 off, up) in n with a
 // random fe:… host-side MAC, like libvirt's vnetN devices, and keeps its file
-// descriptor. The device is deleted in t.Cleanup (closing the descriptor
-// of a non-persistent tap removes it).
+// descriptor. The device is removed in t.Cleanup.
 func (n *NS) AddTap(t testing.TB) *Tap {
 	t.Helper()
 	return n.AddTapNamed(t, Name("nwtap"))
@@ -52,172 +29,33 @@ func (n *NS) AddTap(t testing.TB) *Tap {
 // AddTapNamed is [NS.AddTap] with a caller-chosen (unique) device name.
 func (n *NS) AddTapNamed(t testing.TB, name string) *Tap {
 	t.Helper()
-	var fd int
-	err := n.Do(func() error {
-		// The tun file's namespace, and so the device's, is the opener's.
-		var err error
-		fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open /dev/net/tun: %w", err)
-		}
-		ifr, err := unix.NewIfreq(name)
-		if err == nil {
-			ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-			err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
-		}
-		if err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("TUNSETIFF: %w", err)
-		}
-		return nil
-	})
+	tp, err := n.NS.AddTap(name, RandomMAC(0xfe))
 	if err != nil {
-		t.Fatalf("add tap %s in netns %s: %v", name, n, err)
+		t.Fatal(err)
 	}
-	tp := &Tap{Name: name, f: os.NewFile(uintptr(fd), "tap "+name)}
-	t.Cleanup(func() {
-		if err := tp.f.Close(); err != nil {
-			t.Errorf("close tap %s: %v", name, err)
-		}
-	})
-	n.cleanupLink(t, name)
-	l := n.Link(t, name)
-	tp.MAC = RandomMAC(0xfe)
-	if err := n.Handle.LinkSetHardwareAddr(l, tp.MAC); err != nil {
-		t.Fatalf("set MAC of tap %s: %v", name, err)
-	}
-	tp.Index = l.Attrs().Index
-	n.up(t, name)
+	closeInCleanup(t, tp)
 	return tp
 }
 
 // AddMacvtap creates a macvtap device on lower (in n) in the given mode
 // (netlink.MACVLAN_MODE_BRIDGE, _VEPA, ...), sets it up with IPv6 off, opens
 // its character device with a [VnetHdrLen]-byte virtio-net header, and
-// deletes it in t.Cleanup.
-//
-// The character device node is created in a private temporary directory
-// from the major:minor the namespace's own sysfs reports: /dev/tapN is named
-// after the ifindex, which is only unique within one namespace, and may be
-// missing without udev.
+// removes it in t.Cleanup.
 func (n *NS) AddMacvtap(t testing.TB, lower netlink.Link, mode netlink.MacvlanMode) *Tap {
 	t.Helper()
-	name := Name("nwmvt")
-	mvt := &netlink.Macvtap{Macvlan: netlink.Macvlan{
-		LinkAttrs: linkAttrs(name),
-		Mode:      mode,
-	}}
-	mvt.ParentIndex = lower.Attrs().Index
-	if err := n.Handle.LinkAdd(mvt); err != nil {
-		t.Fatalf("add macvtap %s on %s in netns %s: %v", name, lower.Attrs().Name, n, err)
-	}
-	n.cleanupLink(t, name)
-	l := n.Link(t, name)
-	tp := &Tap{Name: name, Index: l.Attrs().Index, MAC: l.Attrs().HardwareAddr, Macvtap: true, hdr: VnetHdrLen}
-
-	var devt string
-	err := n.Do(func() error {
-		var err error
-		devt, err = readNSSysfs(fmt.Sprintf("class/net/%s/macvtap/tap%d/dev", name, tp.Index))
-		return err
-	})
+	tp, err := n.NS.AddMacvtap(Name("nwmvt"), lower, mode)
 	if err != nil {
-		t.Fatalf("macvtap %s: find its character device: %v", name, err)
+		t.Fatal(err)
 	}
-	major, minor, err := parseDevT(devt)
-	if err != nil {
-		t.Fatalf("macvtap %s: %v", name, err)
-	}
-	node := filepath.Join(t.TempDir(), fmt.Sprintf("tap%d", tp.Index))
-	if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(major, minor))); err != nil {
-		t.Fatalf("macvtap %s: mknod %s: %v", name, node, err)
-	}
-	fd, err := unix.Open(node, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("macvtap %s: open %s: %v", name, node, err)
-	}
-	tp.f = os.NewFile(uintptr(fd), "macvtap "+name)
-	t.Cleanup(func() {
-		if err := tp.f.Close(); err != nil {
-			t.Errorf("close macvtap %s: %v", name, err)
-		}
-	})
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, VnetHdrLen); err != nil {
-		t.Fatalf("macvtap %s: TUNSETVNETHDRSZ: %v", name, err)
-	}
-	n.up(t, name)
+	closeInCleanup(t, tp)
 	return tp
 }
 
-// Send writes frame as if the VM sent it.
-func (tp *Tap) Send(frame []byte) error {
-	buf := frame
-	if tp.hdr > 0 {
-		buf = make([]byte, tp.hdr+len(frame))
-		copy(buf[tp.hdr:], frame)
-	}
-	if _, err := tp.f.Write(buf); err != nil {
-		return fmt.Errorf("write to %s: %w", tp.Name, err)
-	}
-	return nil
-}
-
-// Recv returns the next frame delivered to the VM, waiting at most timeout.
-// When none arrives the error satisfies errors.Is(err, os.ErrDeadlineExceeded).
-func (tp *Tap) Recv(timeout time.Duration) ([]byte, error) {
-	if err := tp.f.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, fmt.Errorf("set deadline on %s: %w", tp.Name, err)
-	}
-	buf := make([]byte, tp.hdr+maxFrame)
-	n, err := tp.f.Read(buf)
-	if err != nil {
-		return nil, fmt.Errorf("read from %s: %w", tp.Name, err)
-	}
-	if n < tp.hdr {
-		return nil, fmt.Errorf("read from %s: %d bytes, shorter than the %d-byte virtio-net header", tp.Name, n, tp.hdr)
-	}
-	return append([]byte(nil), buf[tp.hdr:n]...), nil
-}
-
-// readNSSysfs reads a file from a sysfs instance that belongs to the calling
-// thread's network namespace. The host's /sys only shows the devices of the
-// namespace that mounted it, so a fresh, detached sysfs mount (never
-// attached to any directory) is made and read through its descriptor.
-func readNSSysfs(rel string) (string, error) {
-	fsfd, err := unix.Fsopen("sysfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return "", fmt.Errorf("fsopen sysfs: %w", err)
-	}
-	defer unix.Close(fsfd)
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return "", fmt.Errorf("create sysfs instance: %w", err)
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
-	if err != nil {
-		return "", fmt.Errorf("fsmount sysfs: %w", err)
-	}
-	defer unix.Close(mfd)
-	fd, err := unix.Openat(mfd, rel, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("open sysfs %s: %w", rel, err)
-	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	buf := make([]byte, 64)
-	k, err := f.Read(buf)
-	if err != nil {
-		return "", fmt.Errorf("read sysfs %s: %w", rel, err)
-	}
-	return strings.TrimSpace(string(buf[:k])), nil
-}
-
-// parseDevT parses "major:minor".
-func parseDevT(s string) (major, minor uint32, err error) {
-	a, b, ok := strings.Cut(s, ":")
-	ma, err1 := strconv.ParseUint(a, 10, 32)
-	mi, err2 := strconv.ParseUint(b, 10, 32)
-	if !ok || err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("bad device number %q", s)
-	}
-	return uint32(ma), uint32(mi), nil
+// closeInCleanup closes c in t.Cleanup, reporting an error.
+func closeInCleanup(t testing.TB, c interface{ Close() error }) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 }
