@@ -13,7 +13,7 @@
  *   maps                               nwf_bindings nwf_rulesets nwf_rules
  *                                      nwf_vidx nwf_vals nwf_rule_stats
  *                                      nwf_drop_stats nwf_trace nwf_frags
- *                                      nwf_scratch nwf_txbuf nwf_ct
+ *                                      nwf_scratch nwf_txbuf nwf_ct2
  *                                      nwf_flow_stats nwf_flow_scratch
  */
 #include <linux/bpf.h>
@@ -120,13 +120,15 @@ struct {
 } nwf_scratch SEC(".maps");
 
 /* Conntrack-lite: bounded, the least recently used flow is evicted to make
- * room (max_entries is set at load, loader.Options.ConntrackSize). */
+ * room (max_entries is set at load, loader.Options.ConntrackSize). Named
+ * nwf_ct2 since struct nwf_ct_val grew the TCP window tracking: a pinned
+ * nwf_ct of the old layout is never adopted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NWF_CT_DEFAULT_SIZE);
 	__type(key, struct nwf_ct_key);
 	__type(value, struct nwf_ct_val);
-} nwf_ct SEC(".maps");
+} nwf_ct2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

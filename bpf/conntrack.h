@@ -10,6 +10,10 @@
  * API:
  *   nwf_ct_prepare(skb, ifindex)  builds the frame's keys in nwf_flow_scratch
  *   nwf_ct_decide(found, ...)     the frame's state, CT_STATE/DIR, pending op
+ *   nwf_ct_tcp(d, estate, eflags) a TCP segment against its flow: state table,
+ *                                 RST checks and nwf_ct_window
+ *   nwf_ct_window(d, state, idx)  nf_conntrack's tcp_in_window on the flow's
+ *                                 TCP data in nwf_flow_scratch
  *   ct_lookup(f, now)             finds the flow (NULL: none), decides
  *   ct_cached(e, f, b)            the flow's cached L3/L4 entry, or NWF_NO_CACHE
  *   ct_commit(e, f, ...)          records a passed frame; 0, or -1 if the new
@@ -93,7 +97,20 @@ struct nwf_flow {
 	__u8 op;    /* CTO_*: what ct_commit does if the frame passes */
 	__u8 next;  /* CTO_UPDATE/CREATE over TCP: the new TCP state */
 	__u8 found; /* CTF_*: under which key the flow was found */
-	__u8 _pad[7];
+	__u8 upd;   /* CTU_*: how CTO_UPDATE treats the flow */
+	/* The TCP segment (CTK_FLOW over TCP), read by nwf_ct_prepare: */
+	__u8 th;     /* flags */
+	__u8 opt;    /* NWF_CTW_WSCALE, NWF_CTW_SACK_PERM: the SYN options it has */
+	__u8 wscale; /* its window scale option, at most 14 */
+	__u8 _pad;
+	__u16 win; /* its window field */
+	__u32 seq;
+	__u32 ack;
+	__u32 sack; /* ack raised to the highest SACK block edge, as tcp_sack */
+	__u32 end;  /* seq + data length, + 1 for SYN and for FIN */
+	/* The flow's TCP data: copied in by ct_lookup, moved on by
+	 * nwf_ct_decide, written back by ct_commit. */
+	struct nwf_ct_tcp tcp;
 };
 
 struct {
@@ -253,6 +270,133 @@ static __always_inline int ct_quoted(struct __sk_buff *skb, struct nwf_flow *f,
 	return CTK_ERROR;
 }
 
+/* Sequence number comparisons modulo 2^32, as the kernel's before/after. */
+static __always_inline int before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+static __always_inline int after(__u32 a, __u32 b)
+{
+	return (__s32)(b - a) < 0;
+}
+
+#define TCP_MAX_WSCALE 14
+#define TCP_MAXACKWIN 66000 /* nf_conntrack's MAXACKWINCONST */
+
+/* An option list being walked by bpf_loop (ct_tcpopt). */
+struct nwf_optwalk {
+	__u8 o[64];
+	__u32 i;      /* offset of the next option */
+	__u32 optlen; /* bytes of options */
+	__u32 sack;   /* the acknowledgement, raised to SACK right edges */
+	__u8 opt;     /* NWF_CTW_WSCALE, NWF_CTW_SACK_PERM */
+	__u8 wscale;
+	__u8 sacked; /* the first SACK option was read */
+	__u8 _pad;
+};
+
+/* opt_step reads one option (bpf_loop callback), as tcp_options and
+ * tcp_sack: stop at the end of the list, at a silly or partial option. */
+static long opt_step(__u32 n, void *ctx)
+{
+	struct nwf_optwalk *w = ctx;
+	__u32 i = w->i, kind, sz, b, j, edge;
+
+	if (i >= w->optlen || i >= 40)
+		return 1;
+	kind = w->o[i & 63];
+	if (kind == 0) /* end of options */
+		return 1;
+	if (kind == 1) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (w->optlen - i < 2)
+		return 1;
+	sz = w->o[(i + 1) & 63];
+	if (sz < 2 || sz > w->optlen - i)
+		return 1;
+	if (kind == 4 && sz == 2) {
+		w->opt |= NWF_CTW_SACK_PERM;
+	} else if (kind == 3 && sz == 3) {
+		w->wscale = w->o[(i + 2) & 63];
+		if (w->wscale > TCP_MAX_WSCALE)
+			w->wscale = TCP_MAX_WSCALE;
+		w->opt |= NWF_CTW_WSCALE;
+	} else if (kind == 5 && !w->sacked && sz >= 10 && (sz - 2) % 8 == 0) {
+		w->sacked = 1; /* tcp_sack reads the first SACK option only */
+		for (b = 0; b < 4; b++) {
+			if (2 + b * 8 >= sz)
+				break;
+			j = i + 2 + b * 8 + 4; /* the block's right edge */
+			edge = ((__u32)w->o[j & 63] << 24) | ((__u32)w->o[(j + 1) & 63] << 16) |
+			       ((__u32)w->o[(j + 2) & 63] << 8) | w->o[(j + 3) & 63];
+			if (after(edge, w->sack))
+				w->sack = edge;
+		}
+	}
+	w->i = i + sz;
+	return 0;
+}
+
+/* ct_tcpopt reads the segment's options as nf_conntrack's tcp_options
+ * (window scale, SACK permitted) and tcp_sack (the highest right edge of
+ * the first SACK option, above the acknowledgement) do. */
+static __always_inline void ct_tcpopt(struct __sk_buff *skb, struct nwf_flow *f, __u32 off,
+				      __u32 optlen)
+{
+	struct nwf_optwalk w = {};
+
+	if (optlen == 0 || optlen > 40 || bpf_skb_load_bytes(skb, off, w.o, optlen))
+		return;
+	/* tcp_sack's fast path: timestamps only, the usual data segment. */
+	if (optlen == 12 && w.o[0] == 1 && w.o[1] == 1 && w.o[2] == 8 && w.o[3] == 10)
+		return;
+	w.optlen = optlen;
+	w.sack = f->sack;
+	bpf_loop(40, opt_step, &w, 0);
+	f->opt = w.opt;
+	f->wscale = w.wscale;
+	f->sack = w.sack;
+}
+
+/*
+ * ct_segment reads the TCP segment's numbers into f: sequence,
+ * acknowledgement, window, options and the end sequence, whose data
+ * length comes from the IP length (Ethernet padding aside, as bridge
+ * netfilter trims it). Returns -1 for a segment nf_conntrack's tcp_error
+ * calls truncated (data offset under 20 bytes or past the packet).
+ */
+static __always_inline int ct_segment(struct __sk_buff *skb, struct nwf_flow *f, __u32 l4off,
+				      __u8 l3)
+{
+	__u8 h[20], l[2];
+	__u32 len = skb->len, iplen, doff, tcplen;
+
+	f->opt = 0;
+	f->wscale = 0;
+	if (!l4off || len < l4off + 20 || bpf_skb_load_bytes(skb, l4off, h, 20))
+		return -1;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + (l3 == 4 ? 2 : 4), l, 2))
+		return -1;
+	iplen = be16(l) + (l3 == 4 ? 0 : 40);
+	if (iplen && ETH_HLEN + iplen < len && (l3 == 4 || be16(l)))
+		len = ETH_HLEN + iplen;
+	doff = (h[12] >> 4) * 4;
+	tcplen = len - l4off;
+	if (doff < 20 || tcplen < doff)
+		return -1;
+	f->th = h[13];
+	f->seq = be32(h + 4);
+	f->ack = be32(h + 8);
+	f->sack = f->ack;
+	f->win = be16(h + 14);
+	f->end = f->seq + (tcplen - doff) + ((f->th & 0x02) ? 1 : 0) + ((f->th & 0x01) ? 1 : 0);
+	ct_tcpopt(skb, f, l4off + 20, doff - 20);
+	return 0;
+}
+
 /*
  * nwf_ct_prepare builds the frame's flow keys in nwf_flow_scratch from the
  * parsed frame and returns its CTK_* kind (also in the scratch). Global, so
@@ -307,6 +451,10 @@ __noinline int nwf_ct_prepare(struct __sk_buff *skb, __u32 ifindex)
 		f->tcpidx = tcp_index(p->val[NWF_F_TCP_FLAGS][1]);
 		f->key.sport = p->val[NWF_F_SPORT][1];
 		f->key.dport = p->val[NWF_F_DPORT][1];
+		if (ct_segment(skb, f, p->l4off, l3)) {
+			kind = CTK_INVALID;
+			goto out;
+		}
 	} else if (proto == IPPROTO_UDP) {
 		if (!has(p, NWF_F_SPORT)) {
 			kind = CTK_INVALID;
@@ -357,9 +505,15 @@ out:
 enum {
 	CTO_NONE = 0,	/* nothing to record */
 	CTO_CREATE = 1, /* a new flow under key */
-	CTO_UPDATE = 2, /* refresh the flow found */
+	CTO_UPDATE = 2, /* move the flow found on (TCP: to next) and refresh it */
 	CTO_REOPEN = 3, /* replace the flow found (closed TCP) by a new one */
+	CTO_TOUCH = 4,	/* TCP segment ignored: keep its window data and
+			 * SEEN_REPLY, leave state and expiry as they are */
+	CTO_DELETE = 5, /* TCP RST before any reply: the flow is removed */
 };
+
+/* CTO_UPDATE modifiers (nwf_flow.upd). */
+#define CTU_NOREFRESH 0x01 /* a retransmitted SYN does not renew the timeout */
 
 /* Where the frame's flow was found (nwf_ct_decide's found). */
 enum {
@@ -368,20 +522,333 @@ enum {
 	CTF_RKEY = 2,
 };
 
+/* tcp_in_window's outcomes. */
+enum {
+	WIN_ACCEPT = 0,	 /* in window: the flow moves on */
+	WIN_IGNORE = 1,	 /* passes with its state, the flow stays */
+	WIN_INVALID = 2, /* INVALID */
+};
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/* win_bad is nf_tcp_log_invalid: a liberal sender (picked up mid-stream)
+ * is never out of window. */
+static __always_inline int win_bad(const struct nwf_ct_side *s, int res)
+{
+	return (s->flags & NWF_CTW_LIBERAL) ? WIN_ACCEPT : res;
+}
+
+/* win_init is tcp_init_sender: the sender's window data from its SYN or
+ * SYN-ACK; window scaling only when both SYNs asked for it. */
+static __always_inline void win_init(const struct nwf_flow *f, struct nwf_ct_side *s,
+				     struct nwf_ct_side *r, __u32 reply)
+{
+	s->end = f->end;
+	s->maxend = f->end;
+	s->maxwin = f->win ? f->win : 1;
+	s->scale = f->wscale;
+	s->flags = (s->flags & NWF_CTW_LIBERAL) | f->opt;
+	if (reply && !((s->flags & NWF_CTW_WSCALE) && (r->flags & NWF_CTW_WSCALE))) {
+		s->scale = 0;
+		r->scale = 0;
+	}
+}
+
+/*
+ * nwf_ct_window is nf_conntrack's tcp_in_window (be_liberal=0) for the
+ * segment in nwf_flow_scratch, sent in conntrack direction reply (0, 1) of
+ * a flow in TCP state state: it checks the segment against the sender's
+ * and the receiver's windows and moves them on in the scratch copy of the
+ * flow's TCP data. Returns WIN_*. Global, so the verifier checks it once.
+ */
+__noinline int nwf_ct_window(__u32 reply, __u32 state)
+{
+	struct nwf_ct_side *s, *r;
+	struct nwf_flow *f;
+	__u32 k = 0, seq, ack, sack, end, win, swin, maxack, overshot;
+	__u8 th;
+
+	f = bpf_map_lookup_elem(&nwf_flow_scratch, &k);
+	if (!f) /* NULL: the scratch map has no entry 0; cannot happen */
+		return WIN_INVALID;
+	reply &= 1;
+	s = &f->tcp.seen[reply];
+	r = &f->tcp.seen[reply ^ 1];
+	th = f->th;
+	seq = f->seq;
+	ack = f->ack;
+	sack = (r->flags & NWF_CTW_SACK_PERM) ? f->sack : ack;
+	end = f->end;
+	win = f->win;
+	if (s->maxwin == 0) {
+		if (th & TH_SYN) {
+			win_init(f, s, r, reply);
+			if (!(th & TH_ACK)) /* simultaneous open */
+				return WIN_ACCEPT;
+		} else {
+			/* Mid-stream: this side's history is lost. */
+			s->end = end;
+			swin = win << (s->scale & 15);
+			s->maxwin = swin ? swin : 1;
+			s->maxend = end + s->maxwin;
+			if (r->maxwin == 0) {
+				r->end = sack;
+				r->maxend = sack;
+			} else if (sack == r->end + 1) {
+				r->end++; /* an answer to a keepalive */
+			}
+		}
+	} else if ((th & TH_SYN) && after(end, s->end) && (state == sSS || state == sSR)) {
+		/* A SYN or SYN-ACK sent again with a higher sequence. */
+		win_init(f, s, r, reply);
+		if (reply && !(th & TH_ACK))
+			return WIN_ACCEPT;
+	}
+	if (!(th & TH_ACK)) {
+		ack = r->end;
+		sack = r->end;
+	} else if ((th & (TH_ACK | TH_RST)) == (TH_ACK | TH_RST) && ack == 0) {
+		ack = r->end; /* stacks that send RST,ACK with ack 0 */
+		sack = r->end;
+	}
+	if ((th & TH_RST) && seq == 0 && state == sSS) {
+		seq = s->end; /* a RST answering a SYN */
+		end = s->end;
+	}
+	maxack = s->maxwin > TCP_MAXACKWIN ? s->maxwin : TCP_MAXACKWIN;
+	if (!before(seq, s->maxend + 1)) {
+		overshot = end - s->maxend + 1;
+		if (r->maxwin && after(end, s->end - r->maxwin - 1) &&
+		    after(sack, r->end - maxack - 1) && overshot <= r->maxwin &&
+		    before(sack, r->end + 1)) {
+			/* A little more than the window: passes, and its end
+			 * counts so that the peer may acknowledge it. */
+			s->end = end;
+			s->flags |= NWF_CTW_DATA_UNACK;
+			return win_bad(s, WIN_IGNORE);
+		}
+		return win_bad(s, WIN_INVALID); /* SEQ over the upper bound */
+	}
+	if (!before(sack, r->end + 1))
+		return win_bad(s, WIN_INVALID); /* ACK of data not seen yet */
+	if (r->maxwin && !after(end, s->end - r->maxwin - 1))
+		return win_bad(s, WIN_IGNORE); /* old data retransmitted */
+	if (!after(sack, r->end - maxack - 1))
+		return win_bad(s, WIN_IGNORE); /* an ACK delayed too long */
+	if (!(th & TH_SYN))
+		win <<= s->scale & 15;
+	swin = win + (sack - ack);
+	if (s->maxwin < swin)
+		s->maxwin = swin;
+	if (after(end, s->end)) {
+		s->end = end;
+		s->flags |= NWF_CTW_DATA_UNACK;
+	}
+	if (th & TH_ACK) {
+		if (!(s->flags & NWF_CTW_MAXACK_SET)) {
+			s->maxack = ack;
+			s->flags |= NWF_CTW_MAXACK_SET;
+		} else if (after(ack, s->maxack)) {
+			s->maxack = ack;
+		}
+	}
+	if (r->maxwin != 0 && after(end, s->maxend))
+		r->maxwin += end - s->maxend;
+	if (after(sack + win, r->maxend - 1)) {
+		r->maxend = sack + win;
+		if (win == 0)
+			r->maxend++;
+	}
+	if (ack == r->end)
+		r->flags &= ~NWF_CTW_DATA_UNACK;
+	return WIN_ACCEPT;
+}
+
+/* tcp_fresh is tcp_new's start of a flow from its first segment: a SYN
+ * opens it, any other segment picks it up mid-stream (liberal). */
+static __always_inline void tcp_fresh(struct nwf_flow *f, __u8 nx)
+{
+	struct nwf_ct_side *o = &f->tcp.seen[0];
+
+	__builtin_memset(&f->tcp, 0, sizeof(f->tcp));
+	o->end = f->end;
+	o->maxwin = f->win ? f->win : 1;
+	o->maxend = f->end;
+	if (nx == sSS) {
+		o->scale = f->wscale;
+		o->flags = f->opt;
+	} else {
+		o->maxend = f->end + o->maxwin;
+		o->flags = NWF_CTW_SACK_PERM | NWF_CTW_LIBERAL;
+		f->tcp.seen[1].flags = NWF_CTW_SACK_PERM | NWF_CTW_LIBERAL;
+	}
+	f->tcp.last_index = TCP_NONE_SET;
+}
+
+/* The established test of nf_conntrack_tcp_established. */
+static __always_inline int tcp_assured(__u32 state, __u32 eflags)
+{
+	return state == sES && (eflags & NWF_CTF_ASSURED);
+}
+
+/* Early-drop states (tcp_can_early_drop): a RST needs no window check. */
+static __always_inline int tcp_closing(__u32 state)
+{
+	return state == sFW || state == sLA || state == sTW || state == sCL || state == sCW;
+}
+
+/*
+ * nwf_ct_tcp is nf_conntrack_tcp_packet for the segment in
+ * nwf_flow_scratch on a flow in TCP state estate with flags eflags
+ * (NWF_CTF_*; estate sNO: a new flow, whose TCP data tcp_fresh set), sent
+ * in conntrack direction reply: the state table, the ignored segments and
+ * their resynchronisation, the RST checks and the window check. It sets
+ * f->next and f->upd and returns the CTO_* to record, or -1 for an
+ * INVALID segment. Global, so the verifier checks it once.
+ */
+__noinline int nwf_ct_tcp(__u32 reply, __u32 estate, __u32 eflags)
+{
+	struct nwf_ct_tcp *t;
+	struct nwf_flow *f;
+	__u32 k = 0, os, nx, idx, ld, w;
+
+	f = bpf_map_lookup_elem(&nwf_flow_scratch, &k);
+	if (!f) /* NULL: the scratch map has no entry 0; cannot happen */
+		return -1;
+	reply &= 1;
+	t = &f->tcp;
+	os = estate < NWF_TCP_MAX ? estate : sCL;
+	idx = f->tcpidx;
+	nx = tcp_move(reply, idx, os);
+	f->upd = 0;
+	switch (nx) {
+	case sSS:
+		if (os < sTW)
+			break;
+		/* A SYN on a closed flow: a new connection if this one was
+		 * closed by a FIN or reset from this side; else ignored. */
+		if (((t->seen[0].flags | t->seen[1].flags) & NWF_CTW_CLOSE_INIT) ||
+		    (t->last_dir == reply && t->last_index == TCP_RST_SET))
+			return CTO_REOPEN;
+		/* fall through */
+	case sIG:
+		if (idx == TCP_SYNACK_SET && t->last_index == TCP_SYN_SET && t->last_dir != reply &&
+		    f->ack == t->last_end) {
+			/* The SYN-ACK answers a SYN ignored before: both
+			 * ends are in sync, take that SYN's data. */
+			ld = t->last_dir & 1;
+			os = sSS;
+			nx = sSR;
+			t->seen[ld].end = t->last_end;
+			t->seen[ld].maxend = t->last_end;
+			t->seen[ld].maxwin = t->last_win ? t->last_win : 1;
+			t->seen[ld].scale = t->last_wscale;
+			t->last_flags &= ~NWF_CTW_CHALLENGE;
+			t->seen[ld].flags = t->last_flags;
+			t->seen[ld ^ 1].end = 0;
+			t->seen[ld ^ 1].maxend = 0;
+			t->seen[ld ^ 1].maxwin = 0;
+			t->seen[ld ^ 1].maxack = 0;
+			t->seen[ld ^ 1].scale = 0;
+			t->seen[ld ^ 1].flags &= NWF_CTW_LIBERAL;
+			break;
+		}
+		t->last_index = idx;
+		t->last_dir = reply;
+		t->last_end = f->end;
+		t->last_win = f->win;
+		if (idx == TCP_SYN_SET && !reply) {
+			t->last_flags = f->opt;
+			t->last_wscale = (f->opt & NWF_CTW_WSCALE) ? f->wscale : 0;
+			if (os == sLA)
+				t->last_flags |= NWF_CTW_CHALLENGE;
+		}
+		if (os == sSS && idx == TCP_ACK_SET && reply)
+			t->last_ack = f->ack; /* a challenge ACK to the SYN? */
+		return CTO_TOUCH;
+	case sIV:
+		return -1;
+	case sTW:
+		if (os == sLA && idx == TCP_ACK_SET && t->last_dir != reply &&
+		    t->last_index == TCP_SYN_SET && (t->last_flags & NWF_CTW_CHALLENGE)) {
+			/* A challenge ACK, not the ACK of the last FIN. */
+			t->last_flags &= ~NWF_CTW_CHALLENGE;
+			return CTO_TOUCH;
+		}
+		break;
+	case sS2:
+		t->last_flags |= NWF_CTW_SIMUL_OPEN;
+		break;
+	case sSR:
+		if (reply && idx == TCP_ACK_SET && (t->last_flags & NWF_CTW_SIMUL_OPEN))
+			nx = sES;
+		break;
+	case sCL:
+		if (idx != TCP_RST_SET)
+			break;
+		if (tcp_closing(os))
+			goto in_window;
+		if ((t->seen[reply ^ 1].flags & NWF_CTW_MAXACK_SET) &&
+		    t->last_index != TCP_SYN_SET) {
+			if (f->seq == 0 && !tcp_assured(os, eflags))
+				break;
+			if (before(f->seq, t->seen[reply ^ 1].maxack))
+				return -1; /* a RST below what the other side acknowledged */
+			if (!tcp_assured(os, eflags) || f->seq == t->seen[reply ^ 1].maxack)
+				break;
+			if (t->last_index == TCP_ACK_SET && t->last_dir == reply &&
+			    f->seq == t->last_end)
+				break; /* the RST ends a train of segments */
+			nx = os;       /* not exactly in sequence: wait for a challenge ACK */
+		}
+		if ((((eflags & NWF_CTF_SEEN_REPLY) && t->last_index == TCP_SYN_SET) ||
+		     (!(eflags & NWF_CTF_ASSURED) && t->last_index == TCP_ACK_SET)) &&
+		    f->ack == t->last_end)
+			goto in_window; /* RST to a SYN or ACK let through ignored */
+		if (os == sSS && t->last_index == TCP_ACK_SET && t->last_dir == 1 &&
+		    f->seq == t->last_ack)
+			goto in_window; /* RST after a challenge ACK */
+		break;
+	}
+	w = nwf_ct_window(reply, os);
+	if (w == WIN_IGNORE)
+		return CTO_TOUCH;
+	if (w != WIN_ACCEPT)
+		return -1;
+in_window:
+	t->last_index = idx;
+	t->last_dir = reply;
+	f->next = nx;
+	if (os != nx && nx == sFW)
+		t->seen[reply].flags |= NWF_CTW_CLOSE_INIT;
+	if (!(eflags & NWF_CTF_SEEN_REPLY)) {
+		if (idx == TCP_RST_SET && os != sNO)
+			return CTO_DELETE; /* only a reset answered: forget it */
+		if (idx == TCP_SYN_SET && os == sSS)
+			f->upd = CTU_NOREFRESH;
+	}
+	return os == sNO ? CTO_CREATE : CTO_UPDATE;
+}
+
 /*
  * nwf_ct_decide decides the frame's state as nf_conntrack would, given
  * where its flow was found (CTF_*) and that flow's TCP state and flags:
  * the flow's ORIGINAL packets are NEW until a reply passed, REPLY packets
- * ESTABLISHED, ICMP errors quoting a flow RELATED. It sets CT_STATE and
- * CT_DIR in the parsed frame and leaves in nwf_flow_scratch what ct_commit
- * does if the frame passes. Global, so the verifier checks it once.
+ * ESTABLISHED, ICMP errors quoting a flow RELATED; TCP segments as
+ * nwf_ct_tcp says. It sets CT_STATE and CT_DIR in the parsed frame and
+ * leaves in nwf_flow_scratch what ct_commit does if the frame passes.
+ * Global, so the verifier checks it once.
  */
 __noinline int nwf_ct_decide(__u32 found, __u32 estate, __u32 eflags)
 {
 	struct nwf_flow *f;
 	struct nwf_pkt *p;
 	__u32 k = 0;
-	__u8 d = 0, nx, state = 0, dir = 0;
+	int op;
+	__u8 d = 0, state = 0, dir = 0;
 
 	p = bpf_map_lookup_elem(&nwf_scratch, &k);
 	f = bpf_map_lookup_elem(&nwf_flow_scratch, &k);
@@ -389,6 +856,7 @@ __noinline int nwf_ct_decide(__u32 found, __u32 estate, __u32 eflags)
 		return -1;
 	f->op = CTO_NONE;
 	f->next = 0;
+	f->upd = 0;
 	f->found = found;
 	if (found == CTF_KEY)
 		d = f->kdir;
@@ -421,47 +889,54 @@ __noinline int nwf_ct_decide(__u32 found, __u32 estate, __u32 eflags)
 		state = NWF_CT_INVALID;
 		goto out;
 	}
-	if (d) {
+	if (!d) {
+		/* No flow: the frame would start one. TCP: a SYN, or any
+		 * ACK (nf_conntrack_tcp_loose=1 picks up a connection
+		 * mid-stream). */
+		f->op = CTO_CREATE;
+		state = NWF_CT_NEW;
+		dir = NWF_CTDIR_ORIGINAL;
+		if (f->key.proto != IPPROTO_TCP)
+			goto out;
+		estate = sNO;
+		eflags = 0;
+	} else if (f->key.proto != IPPROTO_TCP) {
 		f->op = CTO_UPDATE;
-		if (f->key.proto == IPPROTO_TCP) {
-			if (estate >= NWF_TCP_MAX)
-				estate = sCL;
-			nx = tcp_move(d == NWF_CTDIR_REPLY, f->tcpidx, estate);
-			if (nx == sIV) {
-				f->op = CTO_NONE;
-				state = NWF_CT_INVALID;
-				goto out;
-			}
-			if (nx == sSS && (estate == sTW || estate == sCL)) {
-				/* A SYN reopens a closed connection: a new flow. */
-				f->op = CTO_REOPEN;
-				f->next = sSS;
-				state = NWF_CT_NEW;
-				dir = NWF_CTDIR_ORIGINAL;
-				goto out;
-			}
-			if (nx == sIG) /* the flow stays as it is */
-				f->op = CTO_NONE;
-			f->next = nx == sIG ? estate : nx;
-		}
-		dir = d;
-		state = d == NWF_CTDIR_REPLY || (eflags & NWF_CTF_SEEN_REPLY) ? NWF_CT_ESTABLISHED
-									      : NWF_CT_NEW;
-		goto out;
+		goto reported;
 	}
-	/* No flow: the frame would start one. TCP: a SYN, or any ACK
-	 * (nf_conntrack_tcp_loose=1 picks up a connection mid-stream). */
-	if (f->key.proto == IPPROTO_TCP) {
-		nx = tcp_move(0, f->tcpidx, sNO);
-		if (nx == sIV) {
+	if (!d) {
+		if (tcp_move(0, f->tcpidx, sNO) == sIV) {
 			state = NWF_CT_INVALID;
+			dir = 0;
+			f->op = CTO_NONE;
 			goto out;
 		}
-		f->next = nx;
+		tcp_fresh(f, tcp_move(0, f->tcpidx, sNO));
+		estate = sNO;
 	}
-	f->op = CTO_CREATE;
-	state = NWF_CT_NEW;
-	dir = NWF_CTDIR_ORIGINAL;
+	op = nwf_ct_tcp(d == NWF_CTDIR_REPLY, estate, eflags);
+	if (op < 0) {
+		f->op = CTO_NONE;
+		state = NWF_CT_INVALID;
+		dir = 0;
+		goto out;
+	}
+	if (op == CTO_REOPEN) {
+		/* A SYN reopens a closed connection: a new flow. */
+		tcp_fresh(f, sSS);
+		op = nwf_ct_tcp(0, sNO, 0);
+		f->op = op == CTO_CREATE ? CTO_REOPEN : CTO_NONE;
+		state = op == CTO_CREATE ? NWF_CT_NEW : NWF_CT_INVALID;
+		dir = op == CTO_CREATE ? NWF_CTDIR_ORIGINAL : 0;
+		goto out;
+	}
+	f->op = op;
+	if (op == CTO_CREATE)
+		goto out;
+reported:
+	dir = d;
+	state = d == NWF_CTDIR_REPLY || (eflags & NWF_CTF_SEEN_REPLY) ? NWF_CT_ESTABLISHED
+								      : NWF_CT_NEW;
 out:
 	f->state = state;
 	f->dir = dir;
@@ -474,7 +949,7 @@ out:
 
 static __always_inline struct nwf_ct_val *ct_find(const struct nwf_ct_key *k, __u64 now)
 {
-	struct nwf_ct_val *e = bpf_map_lookup_elem(&nwf_ct, k);
+	struct nwf_ct_val *e = bpf_map_lookup_elem(&nwf_ct2, k);
 
 	if (e && e->expires <= now) /* expired: as if absent (GC or LRU removes it) */
 		return 0;
@@ -500,6 +975,8 @@ static __always_inline struct nwf_ct_val *ct_lookup(struct nwf_flow *f, __u64 no
 		nwf_ct_decide(CTF_NONE, 0, 0);
 		return 0;
 	}
+	if (f->key.proto == IPPROTO_TCP)
+		f->tcp = e->tcp; /* nwf_ct_decide moves a copy on */
 	nwf_ct_decide(found, e->state, e->flags);
 	return e;
 }
@@ -541,34 +1018,48 @@ static __always_inline int ct_commit(struct nwf_ct_val *e, struct nwf_flow *f, _
 				     __u64 gen, __u32 cache)
 {
 	struct nwf_ct_val v = {};
-	__u8 flags, bit, reply = f->dir == NWF_CTDIR_REPLY;
+	__u8 flags, old, bit, tcp = f->key.proto == IPPROTO_TCP, reply = f->dir == NWF_CTDIR_REPLY;
 
 	switch (f->op) {
 	case CTO_REOPEN:
 		if (f->found == CTF_RKEY) /* the old flow is in the other orientation */
-			bpf_map_delete_elem(&nwf_ct, &f->rkey);
+			bpf_map_delete_elem(&nwf_ct2, &f->rkey);
 		/* fall through */
 	case CTO_CREATE:
 		v.state = f->next;
 		v.odir = dir;
+		if (tcp)
+			v.tcp = f->tcp;
 		v.expires = now + nwf_ct_timeout(f->key.proto, v.state, 0);
-		if (bpf_map_update_elem(&nwf_ct, &f->key, &v, BPF_ANY)) {
+		if (bpf_map_update_elem(&nwf_ct2, &f->key, &v, BPF_ANY)) {
 			flow_count(NWF_FC_INSERT_FAILED);
 			return -1;
 		}
 		flow_count(NWF_FC_INSERT);
 		return 0;
+	case CTO_DELETE:
+		bpf_map_delete_elem(&nwf_ct2, f->found == CTF_RKEY ? &f->rkey : &f->key);
+		return 0;
+	case CTO_TOUCH:
+		if (!e) /* NULL: cannot happen with CTO_TOUCH */
+			return 0;
+		e->tcp = f->tcp;
+		if (reply)
+			e->flags |= NWF_CTF_SEEN_REPLY;
+		return 0;
 	case CTO_UPDATE:
 		if (!e) /* NULL: cannot happen with CTO_UPDATE */
 			return 0;
-		flags = e->flags;
+		flags = old = e->flags;
 		if (reply)
 			flags |= NWF_CTF_SEEN_REPLY;
-		if (f->key.proto == IPPROTO_TCP) {
-			if ((flags & NWF_CTF_SEEN_REPLY) && (e->state == sSR || e->state == sES) &&
+		if (tcp) {
+			/* Assured: ESTABLISHED again after a reply was seen. */
+			if ((old & NWF_CTF_SEEN_REPLY) && (e->state == sSR || e->state == sES) &&
 			    f->next == sES)
 				flags |= NWF_CTF_ASSURED;
 			e->state = f->next;
+			e->tcp = f->tcp;
 		}
 		if (cache != NWF_NO_CACHE) {
 			if (e->gen != gen) {
@@ -580,6 +1071,11 @@ static __always_inline int ct_commit(struct nwf_ct_val *e, struct nwf_flow *f, _
 			flags |= bit;
 		}
 		e->flags = flags;
+		if (f->upd & CTU_NOREFRESH)
+			return 0;
+		/* Unacknowledged data caps the timeout as an unassured flow. */
+		if (tcp && ((f->tcp.seen[0].flags | f->tcp.seen[1].flags) & NWF_CTW_DATA_UNACK))
+			flags &= ~NWF_CTF_ASSURED;
 		e->expires = now + nwf_ct_timeout(f->key.proto, e->state, flags);
 	}
 	return 0;

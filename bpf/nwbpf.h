@@ -34,8 +34,11 @@
  *   enum nwf_tcp_state   a tracked TCP connection's state, as nf_conntrack's
  *   enum nwf_ct_timeout  timeout classes (nwf_cfg_ct_timeout)
  *   NWF_CTF_*            flags of a tracked flow
- *   struct nwf_ct_key    a flow on one guest interface (nwf_ct)
+ *   struct nwf_ct_key    a flow on one guest interface (nwf_ct2)
  *   struct nwf_ct_val    its state, expiry and fast-path cache
+ *   struct nwf_ct_tcp    its TCP window tracking (in nwf_ct_val)
+ *   struct nwf_ct_side   one direction's window (in nwf_ct_tcp)
+ *   NWF_CTW_*            window tracking flags
  *   enum nwf_flow_counter conntrack counters (nwf_flow_stats)
  *
  * Values: a field is read as a big-endian unsigned integer of its width and
@@ -448,7 +451,7 @@ struct nwf_pkt {
 _Static_assert(sizeof(struct nwf_pkt) == 8 + 32 + NWF_F_MAX * 16 + 16, "nwf_pkt size");
 
 /*
- * Conntrack-lite. One entry of nwf_ct (LRU hash) per flow and guest
+ * Conntrack-lite. One entry of nwf_ct2 (LRU hash) per flow and guest
  * interface, keyed in the orientation of the flow's first passed frame
  * (the ORIGINAL direction); a frame looks up its own orientation, then the
  * reversed one (REPLY). Which frames create, update and match entries, the
@@ -516,7 +519,47 @@ enum nwf_ct_timeout {
 #define NWF_CTF_CACHE_ORIG 0x10	 /* cache[0] holds the ORIGINAL verdict */
 #define NWF_CTF_CACHE_REPLY 0x20 /* cache[1] holds the REPLY verdict */
 
-/* Value of nwf_ct. */
+/* nwf_ct_side.flags and nwf_ct_tcp.last_flags, valued as nf_conntrack's
+ * IP_CT_TCP_FLAG_* and IP_CT_EXP_CHALLENGE_ACK / IP_CT_TCP_SIMULTANEOUS_OPEN. */
+#define NWF_CTW_WSCALE 0x01	/* the side's SYN had a window scale option */
+#define NWF_CTW_SACK_PERM 0x02	/* the side's SYN permitted SACK */
+#define NWF_CTW_CLOSE_INIT 0x04 /* the side sent the first FIN */
+#define NWF_CTW_LIBERAL 0x08	/* picked up mid-stream: no window checks */
+#define NWF_CTW_DATA_UNACK 0x10 /* the side has data not yet acknowledged */
+#define NWF_CTW_MAXACK_SET 0x20 /* maxack holds an acknowledgement */
+#define NWF_CTW_CHALLENGE 0x40	/* last_flags: a SYN in LAST_ACK may draw a challenge ACK */
+#define NWF_CTW_SIMUL_OPEN 0x80 /* last_flags: simultaneous open */
+
+/* One direction of a tracked TCP connection, as nf_conntrack's
+ * ip_ct_tcp_state: the sender's side of its window tracking (tcp_in_window,
+ * docs/dataplane.md). Sequence numbers modulo 2^32. */
+struct nwf_ct_side {
+	__u32 end;    /* td_end: highest sequence sent, plus one */
+	__u32 maxend; /* td_maxend: highest end the other side's window allows */
+	__u32 maxwin; /* td_maxwin: largest window seen (0: side not seen yet) */
+	__u32 maxack; /* td_maxack: highest acknowledgement sent */
+	__u8 scale;   /* td_scale: window scale shift of the side's windows */
+	__u8 flags;   /* NWF_CTW_* */
+	__u8 _pad[2];
+};
+_Static_assert(sizeof(struct nwf_ct_side) == 20, "nwf_ct_side size");
+
+/* The TCP part of a flow (zero for other protocols): both sides' windows
+ * and the last segment nf_conntrack remembers (its last_* fields). */
+struct nwf_ct_tcp {
+	struct nwf_ct_side seen[2]; /* by conntrack direction: ORIGINAL, REPLY */
+	__u32 last_end;		    /* end sequence of the last segment */
+	__u32 last_ack;		    /* a REPLY ACK's acknowledgement in SYN_SENT */
+	__u16 last_win;		    /* window of the last ignored segment */
+	__u8 last_index;	    /* its flag set: 0 SYN 1 SYN-ACK 2 FIN 3 ACK 4 RST 5 none */
+	__u8 last_dir;		    /* its conntrack direction: 0 ORIGINAL, 1 REPLY */
+	__u8 last_wscale;	    /* window scale of an ignored SYN */
+	__u8 last_flags;	    /* NWF_CTW_* of an ignored SYN, CHALLENGE, SIMUL_OPEN */
+	__u8 _pad[2];
+};
+_Static_assert(sizeof(struct nwf_ct_tcp) == 56, "nwf_ct_tcp size");
+
+/* Value of nwf_ct2 (nwf_ct until the window tracking made it larger). */
 struct nwf_ct_val {
 	__u64 expires; /* bpf_ktime_get_ns() after which the entry is void */
 	__u64 gen;     /* nwf_binding.gen the cache belongs to */
@@ -529,8 +572,9 @@ struct nwf_ct_val {
 	__u8 flags; /* NWF_CTF_* */
 	__u8 odir;  /* enum nwf_dir of the ORIGINAL direction */
 	__u8 _pad[5];
+	struct nwf_ct_tcp tcp; /* TCP window tracking */
 };
-_Static_assert(sizeof(struct nwf_ct_val) == 32, "nwf_ct_val size");
+_Static_assert(sizeof(struct nwf_ct_val) == 88, "nwf_ct_val size");
 
 /* Index into nwf_flow_stats (per-CPU array of __u64). */
 enum nwf_flow_counter {
@@ -540,6 +584,6 @@ enum nwf_flow_counter {
 	NWF_FC_MAX = 3,
 };
 
-#define NWF_CT_DEFAULT_SIZE 65536 /* nwf_ct entries unless configured */
+#define NWF_CT_DEFAULT_SIZE 65536 /* nwf_ct2 entries unless configured */
 
 #endif /* NWBPF_H */

@@ -15,12 +15,12 @@ import (
 	"github.com/nwbpf/nwbpf/maps"
 )
 
-// MaxConntrackSize bounds Options.ConntrackSize: nwf_ct is an LRU hash
+// MaxConntrackSize bounds Options.ConntrackSize: nwf_ct2 is an LRU hash
 // whose entries are allocated at load.
 const MaxConntrackSize = 1 << 24
 
-// configureConntrack applies the conntrack options to the spec: nwf_ct's
-// capacity and the timeout knob. With a pinned nwf_ct of another capacity
+// configureConntrack applies the conntrack options to the spec: nwf_ct2's
+// capacity and the timeout knob. With a pinned nwf_ct2 of another capacity
 // under mapDir the load is refused: adopting it would silently keep the
 // old size, replacing it would forget every flow.
 func configureConntrack(spec *ebpf.CollectionSpec, opts Options, mapDir string) error {
@@ -31,19 +31,19 @@ func configureConntrack(spec *ebpf.CollectionSpec, opts Options, mapDir string) 
 		}
 		size = uint32(opts.ConntrackSize)
 	}
-	spec.Maps["nwf_ct"].MaxEntries = size
+	spec.Maps["nwf_ct2"].MaxEntries = size
 	if mapDir != "" {
-		m, err := ebpf.LoadPinnedMap(filepath.Join(mapDir, "nwf_ct"), nil)
+		m, err := ebpf.LoadPinnedMap(filepath.Join(mapDir, "nwf_ct2"), nil)
 		switch {
 		case err == nil:
 			pinned := m.MaxEntries()
 			m.Close()
 			if pinned != size {
-				return fmt.Errorf("conntrack size %d: the pinned nwf_ct under %s holds %d entries (unpin it to resize, forgetting every flow)",
+				return fmt.Errorf("conntrack size %d: the pinned nwf_ct2 under %s holds %d entries (unpin it to resize, forgetting every flow)",
 					size, mapDir, pinned)
 			}
 		case !errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("conntrack: open pinned nwf_ct: %w", err)
+			return fmt.Errorf("conntrack: open pinned nwf_ct2: %w", err)
 		}
 	}
 	t := maps.DefaultCTTimeouts
@@ -76,7 +76,7 @@ func MonotonicNow() uint64 {
 	return uint64(ts.Nano())
 }
 
-// Flow is one tracked flow, as read from nwf_ct.
+// Flow is one tracked flow, as read from nwf_ct2.
 type Flow struct {
 	Key maps.CTKey
 	Val maps.CTVal
@@ -90,12 +90,12 @@ func (l *Loader) Conntrack() ([]Flow, error) {
 		k   maps.CTKey
 		v   maps.CTVal
 	)
-	it := l.objs.NwfCt.Iterate()
+	it := l.objs.NwfCt2.Iterate()
 	for it.Next(&k, &v) {
 		out = append(out, Flow{Key: k, Val: v})
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read nwf_ct: %w", err)
+		return nil, fmt.Errorf("read nwf_ct2: %w", err)
 	}
 	return out, nil
 }
@@ -112,18 +112,18 @@ func (l *Loader) GCConntrack(now uint64) (int, error) {
 		k    maps.CTKey
 		v    maps.CTVal
 	)
-	it := l.objs.NwfCt.Iterate()
+	it := l.objs.NwfCt2.Iterate()
 	for it.Next(&k, &v) {
 		if v.Expires <= now {
 			dead = append(dead, k)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return 0, fmt.Errorf("conntrack gc: read nwf_ct: %w", err)
+		return 0, fmt.Errorf("conntrack gc: read nwf_ct2: %w", err)
 	}
 	n := 0
 	for i := range dead {
-		err := l.objs.NwfCt.Delete(&dead[i])
+		err := l.objs.NwfCt2.Delete(&dead[i])
 		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return n, fmt.Errorf("conntrack gc: delete: %w", err)
 		}
@@ -139,14 +139,14 @@ func (l *Loader) GCConntrack(now uint64) (int, error) {
 func (l *Loader) FlushConntrack() error {
 	var k maps.CTKey
 	for {
-		err := l.objs.NwfCt.NextKey(nil, &k)
+		err := l.objs.NwfCt2.NextKey(nil, &k)
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("flush conntrack: %w", err)
 		}
-		if err := l.objs.NwfCt.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := l.objs.NwfCt2.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("flush conntrack: %w", err)
 		}
 	}
@@ -165,20 +165,20 @@ type ConntrackStats struct {
 // ConntrackStats reads the gauges (walking the table, O(entries)) and sums
 // the per-CPU counters of nwf_flow_stats.
 func (l *Loader) ConntrackStats() (ConntrackStats, error) {
-	st := ConntrackStats{Capacity: uint64(l.objs.NwfCt.MaxEntries()), ReadTimestamp: time.Now()}
+	st := ConntrackStats{Capacity: uint64(l.objs.NwfCt2.MaxEntries()), ReadTimestamp: time.Now()}
 	now := MonotonicNow()
 	var (
 		k maps.CTKey
 		v maps.CTVal
 	)
-	it := l.objs.NwfCt.Iterate()
+	it := l.objs.NwfCt2.Iterate()
 	for it.Next(&k, &v) {
 		if v.Expires > now {
 			st.Entries++
 		}
 	}
 	if err := it.Err(); err != nil {
-		return ConntrackStats{}, fmt.Errorf("conntrack stats: read nwf_ct: %w", err)
+		return ConntrackStats{}, fmt.Errorf("conntrack stats: read nwf_ct2: %w", err)
 	}
 	for c, dst := range map[maps.FlowCounter]*uint64{
 		maps.FCInsert: &st.Inserts, maps.FCInsertFailed: &st.InsertFailed, maps.FCFastPath: &st.FastPathHits,

@@ -20,6 +20,9 @@ import (
 //
 //   - established-out, established-in: a DNS flow that saw its answer;
 //     the L3/L4 verdict comes from the flow's cache (fast path).
+//   - established-tcp: a data segment of an established TCP connection
+//     into the VM's port 22, through the TCP state and window checks
+//     and the cache.
 //   - new-flow: every frame starts a new flow (a new source port and
 //     destination each time), which is looked up twice, evaluated and
 //     inserted. Distinct frames need one test run each, so this is timed
@@ -66,6 +69,27 @@ func BenchmarkConntrack(b *testing.B) {
 			b.Fatalf("priming the flow: verdict %d, %v", ret, err)
 		}
 	}
+	// A TCP connection into the VM's port 22, numbered as its ends would.
+	syn, synack, ack := tcpFrame(b, false, 33000, 22, "S"), tcpFrame(b, true, 22, 33000, "SA"), tcpFrame(b, false, 33000, 22, "A")
+	setSeq := func(f []byte, seq, ack uint32) []byte {
+		binary.BigEndian.PutUint32(f[14+20+4:], seq)
+		binary.BigEndian.PutUint32(f[14+20+8:], ack)
+		return f
+	}
+	setSeq(syn, 7000, 0)
+	setSeq(synack, 1000, 7001)
+	setSeq(ack, 7001, 1001)
+	data := setSeq(tcpFrame(b, false, 33000, 22, "PA"), 7001, 1001)
+	for _, p := range []struct {
+		prog interface {
+			Test([]byte) (uint32, []byte, error)
+		}
+		frame []byte
+	}{{in, syn}, {out, synack}, {in, ack}, {in, data}} {
+		if ret, _, err := p.prog.Test(p.frame); err != nil || ret != tcOK {
+			b.Fatalf("priming the TCP flow: verdict %d, %v", ret, err)
+		}
+	}
 	for _, bc := range []struct {
 		name  string
 		run   func(b *testing.B) (time.Duration, uint32, error)
@@ -74,6 +98,7 @@ func BenchmarkConntrack(b *testing.B) {
 		{"empty", repeated(l.EmptyProgram().Benchmark, query), false},
 		{"established-out", repeated(out.Benchmark, query), true},
 		{"established-in", repeated(in.Benchmark, answer), true},
+		{"established-tcp", repeated(in.Benchmark, data), true},
 		{"empty-single", single(l.EmptyProgram().Benchmark), false},
 		{"new-flow", single(out.Benchmark), false},
 	} {

@@ -3,6 +3,7 @@
 package loader
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,8 +143,69 @@ func send(tb testing.TB, l *Loader, ifindex int, fromVM bool, f []byte) result {
 func runSteps(t *testing.T, l *Loader, ifindex int, steps []step) {
 	t.Helper()
 	for i, s := range steps {
-		r := send(t, l, ifindex, s.fromVM, s.frame)
-		checkStep(t, i, s, r)
+		checkStep(t, i, s, sendNumbered(t, l, ifindex, s.fromVM, s.frame))
+	}
+}
+
+// sendNumbered sends a frame as send does, TCP numbered by numberTCP.
+func sendNumbered(tb testing.TB, l *Loader, ifindex int, fromVM bool, frame []byte) result {
+	tb.Helper()
+	f, advance := numberTCP(ifindex, fromVM, frame)
+	r := send(tb, l, ifindex, fromVM, f)
+	if r.ret == tcOK {
+		st, _ := ctOf(&r.pkt)
+		advance(st)
+	}
+	return r
+}
+
+// tcpSides is the next sequence number of a connection's VM side [0] and
+// peer side [1], per interface and ports (VM's, peer's).
+var tcpSides = map[[3]uint32]*[2]uint32{}
+
+// Initial sequence numbers of the VM and of the peer.
+var tcpISN = [2]uint32{1000, 7000}
+
+// numberTCP numbers an IPv4 TCP frame of a conversation as the two TCP
+// ends would, for conntrack-lite's window tracking: a SYN or SYN-ACK
+// carries its side's initial sequence number, other segments the side's
+// next one, and every segment with ACK acknowledges the other side's
+// next. advance, given the state the passed frame was reported in, moves
+// the sender's next sequence on (a SYN or SYN-ACK only when it opened
+// the flow: NEW, or the answer). Other frames are returned as they are.
+func numberTCP(ifindex int, fromVM bool, frame []byte) ([]byte, func(uint8)) {
+	const ip, tcp = 14, 14 + 20
+	if len(frame) < tcp+20 || frame[ip+9] != 6 || frame[ip]>>4 != 4 {
+		return frame, func(uint8) {}
+	}
+	f := append([]byte(nil), frame...)
+	side := 1
+	vmPort, peerPort := binary.BigEndian.Uint16(f[tcp+2:]), binary.BigEndian.Uint16(f[tcp:])
+	if fromVM {
+		side = 0
+		vmPort, peerPort = peerPort, vmPort
+	}
+	k := [3]uint32{uint32(ifindex), uint32(vmPort), uint32(peerPort)}
+	n := tcpSides[k]
+	if n == nil {
+		n = &[2]uint32{tcpISN[0], tcpISN[1]}
+		tcpSides[k] = n
+	}
+	flags := f[tcp+13]
+	seq := n[side]
+	if flags&0x02 != 0 {
+		seq = tcpISN[side]
+	}
+	binary.BigEndian.PutUint32(f[tcp+4:], seq)
+	binary.BigEndian.PutUint32(f[tcp+8:], n[1-side])
+	data := uint32(binary.BigEndian.Uint16(f[ip+2:])) - 20 - uint32(f[tcp+12]>>4)*4
+	return f, func(state uint8) {
+		switch {
+		case flags&0x02 == 0:
+			n[side] = seq + data + uint32(flags&0x01)
+		case flags&0x10 != 0 || state == maps.CTNew:
+			n[side] = seq + 1 + data
+		}
 	}
 }
 
@@ -564,7 +626,7 @@ func TestConntrackFastPath(t *testing.T) {
 	inHits := ruleCount(t, l, inAccept).Packets
 	fast := func(name string, fromVM bool, f []byte, wantFast uint8, entry uint32) {
 		t.Helper()
-		r := send(t, l, ifindex, fromVM, f)
+		r := sendNumbered(t, l, ifindex, fromVM, f)
 		if r.ret != tcOK || r.trace.Fast != wantFast || r.trace.Entry != entry {
 			t.Errorf("%s: verdict %d fast %d entry %d, want pass fast %d entry %d", name, r.ret, r.trace.Fast, r.trace.Entry, wantFast, entry)
 		}
@@ -605,12 +667,12 @@ func TestConntrackFastPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		r := send(t, l, ifindex, false, tcpFrame(t, false, 34000, 22, "PA"))
+		r := sendNumbered(t, l, ifindex, false, tcpFrame(t, false, 34000, 22, "PA"))
 		if r.ret != tcOK || r.trace.Fast != 0 {
 			t.Errorf("frame %d under a flags program: verdict %d fast %d, want pass, evaluated", i, r.ret, r.trace.Fast)
 		}
 	}
-	r := send(t, l, ifindex, false, tcpFrame(t, false, 34000, 22, "FA"))
+	r := sendNumbered(t, l, ifindex, false, tcpFrame(t, false, 34000, 22, "FA"))
 	if r.ret != tcShot {
 		t.Errorf("FIN under a program dropping FIN: verdict %d, want drop", r.ret)
 	}
@@ -639,5 +701,127 @@ func TestFlowInvariant(t *testing.T) {
 		if got := maps.FlowInvariant(&s); got != c.want {
 			t.Errorf("%s: FlowInvariant %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// far is a - b modulo 2^32, a sequence number far below a.
+func far(a, b uint32) uint32 { return a - b }
+
+// tcpSeg is a TCP segment between the VM (port 35000) and the peer's port
+// 22 with explicit numbers: flags as tcpFrame, window win, options opts
+// and data bytes of payload.
+func tcpSeg(tb testing.TB, fromVM bool, flags string, seq, ack uint32, win uint16, opts []layers.TCPOption, data int) []byte {
+	sport, dport := uint16(22), uint16(35000)
+	if !fromVM {
+		sport, dport = dport, sport
+	}
+	f := tcpFrame(tb, fromVM, sport, dport, flags)
+	t := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: seq, Ack: ack, Window: win, Options: opts}
+	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+	t.SYN, t.ACK, t.FIN, t.RST, t.PSH = p.SYN, p.ACK, p.FIN, p.RST, p.PSH
+	return frame(tb, ethDir(fromVM), ipv4(layers.IPProtocolTCP, fromVM), t, payload(data))
+}
+
+// TestConntrackTCPWindow pins nf_conntrack's tcp_in_window through
+// BPF_PROG_TEST_RUN (tests/conntrack holds the same cases against the
+// kernel through libvirt): the peer opens to the VM's port 22 with ISN
+// 7000, the VM answers with ISN 1000.
+func TestConntrackTCPWindow(t *testing.T) {
+	l, store := testLoader(t)
+	wscale := func(s uint8) []layers.TCPOption {
+		return []layers.TCPOption{{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{s}}}
+	}
+	sack := func(l, r uint32) []layers.TCPOption {
+		return []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, l), r)}}
+	}
+	sackPerm := []layers.TCPOption{{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
+		{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop}}
+	const in, out = false, true
+	open := func(synOpts, synackOpts []layers.TCPOption, synackWin uint16) []step {
+		return []step{
+			{"SYN in", in, tcpSeg(t, in, "S", 7000, 0, 64240, synOpts, 0), true, sNEW, dORI},
+			{"SYN-ACK out", out, tcpSeg(t, out, "SA", 1000, 7001, synackWin, synackOpts, 0), true, sEST, dREP},
+			{"ACK in", in, tcpSeg(t, in, "A", 7001, 1001, 64240, nil, 0), true, sEST, dORI},
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"SYN-ACK acknowledging unsent data, then the right one", []step{
+			{"SYN in", in, tcpSeg(t, in, "S", 7000, 0, 64240, nil, 0), true, sNEW, dORI},
+			{"SYN-ACK acks 7005", out, tcpSeg(t, out, "SA", 1000, 7005, 64240, nil, 0), false, sINV, 0},
+			{"ACK in SYN_SENT", in, tcpSeg(t, in, "A", 7001, 1001, 64240, nil, 0), false, sINV, 0},
+			{"SYN-ACK acks 7001", out, tcpSeg(t, out, "SA", 1000, 7001, 64240, nil, 0), true, sEST, dREP},
+			{"ACK in", in, tcpSeg(t, in, "A", 7001, 1001, 64240, nil, 0), true, sEST, dORI},
+		}},
+		{"SYN-ACK acknowledging far below: ignored", []step{
+			{"SYN in", in, tcpSeg(t, in, "S", 7000, 0, 64240, nil, 0), true, sNEW, dORI},
+			{"SYN-ACK acks 7001-200000", out, tcpSeg(t, out, "SA", 1000, far(7001, 200000), 64240, nil, 0), true, sEST, dREP},
+			{"ACK in, still SYN_SENT", in, tcpSeg(t, in, "A", 7001, 1001, 64240, nil, 0), false, sINV, 0},
+		}},
+		{"ACKs above and below", append(open(nil, nil, 64240),
+			step{"ACK of unsent data", out, tcpSeg(t, out, "A", 1001, 7002, 64240, nil, 0), false, sINV, 0},
+			step{"ACK far below", out, tcpSeg(t, out, "A", 1001, far(7001, 200000), 64240, nil, 0), true, sEST, dREP},
+		)},
+		{"data and the window", append(open(nil, nil, 1000),
+			step{"peer data within", in, tcpSeg(t, in, "PA", 7001, 1001, 64240, nil, 100), true, sEST, dORI},
+			step{"peer data past the window by less than a window", in, tcpSeg(t, in, "PA", 7001+1500, 1001, 64240, nil, 100), true, sEST, dORI},
+			step{"peer data far past", in, tcpSeg(t, in, "PA", 7001+200000, 1001, 64240, nil, 100), false, sINV, 0},
+			step{"old peer data far below", in, tcpSeg(t, in, "PA", far(7001, 200000), 1001, 64240, nil, 100), true, sEST, dORI},
+		)},
+		{"window scale both ways", append(open(wscale(7), wscale(7), 512),
+			step{"VM window 512<<7", out, tcpSeg(t, out, "A", 1001, 7001, 512, nil, 0), true, sEST, dREP},
+			step{"peer data 60000 on", in, tcpSeg(t, in, "PA", 7001+60000, 1001, 64240, nil, 100), true, sEST, dORI},
+		)},
+		{"window scale one way only", append(open(wscale(7), nil, 512),
+			step{"VM window 512", out, tcpSeg(t, out, "A", 1001, 7001, 512, nil, 0), true, sEST, dREP},
+			step{"peer data 60000 on", in, tcpSeg(t, in, "PA", 7001+60000, 1001, 64240, nil, 100), false, sINV, 0},
+		)},
+		{"SACK blocks", append(open(sackPerm, sackPerm, 64240),
+			step{"VM data", out, tcpSeg(t, out, "PA", 1001, 7001, 64240, nil, 100), true, sEST, dREP},
+			step{"SACK within", in, tcpSeg(t, in, "A", 7001, 1001, 64240, sack(1051, 1101), 0), true, sEST, dORI},
+			step{"SACK above", in, tcpSeg(t, in, "A", 7001, 1001, 64240, sack(1101, 1201), 0), false, sINV, 0},
+		)},
+		{"RST below the acknowledged sequence", append(open(nil, nil, 64240),
+			step{"RST out", out, tcpSeg(t, out, "R", 1001-100, 0, 0, nil, 0), false, sINV, 0},
+			step{"RST out in sequence", out, tcpSeg(t, out, "R", 1001, 0, 0, nil, 0), true, sEST, dREP},
+		)},
+		{"RST far past the window", append(open(nil, nil, 64240),
+			step{"RST out", out, tcpSeg(t, out, "R", 1001+200000, 0, 0, nil, 0), false, sINV, 0},
+		)},
+		{"RST answering the SYN removes the flow", []step{
+			{"SYN in", in, tcpSeg(t, in, "S", 7000, 0, 64240, nil, 0), true, sNEW, dORI},
+			{"RST,ACK out", out, tcpSeg(t, out, "RA", 0, 7001, 0, nil, 0), true, sEST, dREP},
+			{"SYN-ACK out: no flow", out, tcpSeg(t, out, "SA", 1000, 7001, 64240, nil, 0), false, sINV, 0},
+		}},
+		{"picked up mid-stream: liberal", []step{
+			{"data in", in, tcpSeg(t, in, "PA", 7001, 1001, 64240, nil, 10), true, sNEW, dORI},
+			{"ACK out of nowhere", out, tcpSeg(t, out, "A", 1001+300000, 7001+400000, 64240, nil, 0), true, sEST, dREP},
+			{"data in far off", in, tcpSeg(t, in, "PA", 7001+900000, far(1001, 900000), 64240, nil, 10), true, sEST, dORI},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ifindex := bindProgram(t, store, statefulProgram())
+			for i, s := range c.steps {
+				checkStep(t, i, s, send(t, l, ifindex, s.fromVM, s.frame))
+			}
+		})
+	}
+	// The window data of a scaled connection.
+	ifindex := bindProgram(t, store, statefulProgram())
+	for i, s := range open(wscale(7), wscale(5), 512) {
+		checkStep(t, i, s, send(t, l, ifindex, s.fromVM, s.frame))
+	}
+	fl := flowsOf(t, l, ifindex)
+	if len(fl) != 1 {
+		t.Fatalf("%d flows, want 1", len(fl))
+	}
+	w := fl[0].Val.TCP
+	if w.Seen[0].End != 7001 || w.Seen[0].Scale != 7 || w.Seen[1].End != 1001 || w.Seen[1].Scale != 5 ||
+		w.Seen[1].MaxWin != 512 || w.Seen[0].Flags&maps.CTWWScale == 0 || w.Seen[0].MaxAck != 1001 {
+		t.Errorf("window data %+v", w)
 	}
 }

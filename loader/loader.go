@@ -27,7 +27,7 @@ const bpffsRoot = "/sys/fs/bpf"
 // scratch, trace and transmit buffers belong to one load of the program.
 var pinnedMaps = []string{
 	"nwf_bindings", "nwf_rulesets", "nwf_rules", "nwf_vidx", "nwf_vals",
-	"nwf_rule_stats", "nwf_drop_stats", "nwf_frags", "nwf_ct", "nwf_flow_stats",
+	"nwf_rule_stats", "nwf_drop_stats", "nwf_frags", "nwf_ct2", "nwf_flow_stats",
 }
 
 // Options configure Load.
@@ -38,7 +38,7 @@ type Options struct {
 	// Trace loads the classifier with its nwf_cfg_trace knob set, so that
 	// every decision is recorded in nwf_trace (for tests and debugging).
 	Trace bool
-	// ConntrackSize is the capacity of the conntrack table nwf_ct, in
+	// ConntrackSize is the capacity of the conntrack table nwf_ct2, in
 	// flows of all interfaces (maps.CTDefaultSize when 0, at most
 	// MaxConntrackSize). When it is full the least recently used flow is
 	// evicted. A pinned table of another size is not adopted: Load fails.
@@ -224,8 +224,8 @@ func (l *Loader) Map(name string) *ebpf.Map {
 		return l.objs.NwfFrags
 	case "nwf_scratch":
 		return l.objs.NwfScratch
-	case "nwf_ct":
-		return l.objs.NwfCt
+	case "nwf_ct2":
+		return l.objs.NwfCt2
 	case "nwf_flow_stats":
 		return l.objs.NwfFlowStats
 	}

@@ -17,7 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	nwbpfMapNwfBindings     = "nwf_bindings"
-	nwbpfMapNwfCt           = "nwf_ct"
+	nwbpfMapNwfCt2          = "nwf_ct2"
 	nwbpfMapNwfDropStats    = "nwf_drop_stats"
 	nwbpfMapNwfFlowScratch  = "nwf_flow_scratch"
 	nwbpfMapNwfFlowStats    = "nwf_flow_stats"
@@ -89,7 +89,7 @@ type nwbpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type nwbpfMapSpecs struct {
 	NwfBindings    *ebpf.MapSpec `ebpf:"nwf_bindings"`
-	NwfCt          *ebpf.MapSpec `ebpf:"nwf_ct"`
+	NwfCt2         *ebpf.MapSpec `ebpf:"nwf_ct2"`
 	NwfDropStats   *ebpf.MapSpec `ebpf:"nwf_drop_stats"`
 	NwfFlowScratch *ebpf.MapSpec `ebpf:"nwf_flow_scratch"`
 	NwfFlowStats   *ebpf.MapSpec `ebpf:"nwf_flow_stats"`
@@ -133,7 +133,7 @@ func (o *nwbpfObjects) Close() error {
 // It can be passed to loadNwbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nwbpfMaps struct {
 	NwfBindings    *ebpf.Map `ebpf:"nwf_bindings"`
-	NwfCt          *ebpf.Map `ebpf:"nwf_ct"`
+	NwfCt2         *ebpf.Map `ebpf:"nwf_ct2"`
 	NwfDropStats   *ebpf.Map `ebpf:"nwf_drop_stats"`
 	NwfFlowScratch *ebpf.Map `ebpf:"nwf_flow_scratch"`
 	NwfFlowStats   *ebpf.Map `ebpf:"nwf_flow_stats"`
@@ -151,7 +151,7 @@ type nwbpfMaps struct {
 func (m *nwbpfMaps) Close() error {
 	return _NwbpfClose(
 		m.NwfBindings,
-		m.NwfCt,
+		m.NwfCt2,
 		m.NwfDropStats,
 		m.NwfFlowScratch,
 		m.NwfFlowStats,

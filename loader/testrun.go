@@ -236,7 +236,7 @@ func (r *TestRun) traces() ([]maps.Trace, error) {
 
 // ResetState forgets every flow, so that the next frame starts from no
 // state at all: it empties the first fragments' verdicts (nwf_frags) and
-// the conntrack table (Loader.FlushConntrack, nwf_ct).
+// the conntrack table (Loader.FlushConntrack, nwf_ct2).
 func (r *TestRun) ResetState() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -250,7 +250,7 @@ func (r *TestRun) ResetState() error {
 }
 
 // StateMaps names the maps ResetState empties.
-func (r *TestRun) StateMaps() []string { return []string{"nwf_frags", "nwf_ct"} }
+func (r *TestRun) StateMaps() []string { return []string{"nwf_frags", "nwf_ct2"} }
 
 // loadedMaps returns the loaded maps by their C names, from the bpf2go
 // struct's `ebpf:"name"` tags, so that maps added to the object later are

@@ -12,7 +12,7 @@ import "time"
 // ESTABLISHED flow's L3/L4 verdict may be cached per direction.
 const BFCTCache = 0x01
 
-// CTDefaultSize is nwf_ct's capacity unless configured at load (C
+// CTDefaultSize is nwf_ct2's capacity unless configured at load (C
 // NWF_CT_DEFAULT_SIZE).
 const CTDefaultSize = 65536
 
@@ -130,6 +130,47 @@ type CTVal struct {
 	Flags   uint8
 	ODir    Dir // direction (relative to the VM) of the ORIGINAL frames
 	_       [5]uint8
+	TCP     CTTCP // TCP window tracking (zero for other protocols)
+}
+
+// Window tracking flags of CTSide.Flags and CTTCP.LastFlags (C NWF_CTW_*),
+// valued as nf_conntrack's IP_CT_TCP_FLAG_*.
+const (
+	CTWWScale    = 0x01 // the side's SYN had a window scale option
+	CTWSackPerm  = 0x02 // the side's SYN permitted SACK
+	CTWCloseInit = 0x04 // the side sent the first FIN
+	CTWLiberal   = 0x08 // picked up mid-stream: no window checks
+	CTWDataUnack = 0x10 // the side has data not yet acknowledged
+	CTWMaxAckSet = 0x20 // MaxAck holds an acknowledgement
+	CTWChallenge = 0x40 // LastFlags: a SYN in LAST_ACK may draw a challenge ACK
+	CTWSimulOpen = 0x80 // LastFlags: simultaneous open
+)
+
+// CTSide mirrors struct nwf_ct_side: one direction of a TCP connection's
+// window tracking, as nf_conntrack's ip_ct_tcp_state (td_end, td_maxend,
+// td_maxwin, td_maxack, td_scale, flags).
+type CTSide struct {
+	End    uint32
+	MaxEnd uint32
+	MaxWin uint32 // 0: the side has not been seen
+	MaxAck uint32
+	Scale  uint8
+	Flags  uint8 // CTW*
+	_      [2]uint8
+}
+
+// CTTCP mirrors struct nwf_ct_tcp: both sides' windows, by conntrack
+// direction, and the last segment nf_conntrack remembers.
+type CTTCP struct {
+	Seen       [2]CTSide
+	LastEnd    uint32
+	LastAck    uint32
+	LastWin    uint16
+	LastIndex  uint8 // flag set: 0 SYN 1 SYN-ACK 2 FIN 3 ACK 4 RST 5 none
+	LastDir    uint8 // 0 ORIGINAL, 1 REPLY
+	LastWscale uint8
+	LastFlags  uint8
+	_          [2]uint8
 }
 
 // FlowCounter indexes nwf_flow_stats (C enum nwf_flow_counter).

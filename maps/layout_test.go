@@ -41,6 +41,8 @@ func TestLayout(t *testing.T) {
 		{"nwf_pkt", Pkt{}},
 		{"nwf_ct_key", CTKey{}},
 		{"nwf_ct_val", CTVal{}},
+		{"nwf_ct_tcp", CTTCP{}},
+		{"nwf_ct_side", CTSide{}},
 	} {
 		t.Run(m.c, func(t *testing.T) {
 			var s *btf.Struct

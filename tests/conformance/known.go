@@ -7,7 +7,8 @@ package conformance
 // a test of nwbpf's verdict), and open nwbpf bugs awaiting their fix (Open).
 // (libvirt's decimal --vlan-encap, once listed here, is reproduced since:
 // TestVLANEncapAsLibvirt; IPv6 AH, nwbpf's bug once listed here, is fixed
-// by the L34PROTO field.)
+// by the L34PROTO field; tcp-window, the missing TCP window tracking, is
+// fixed by conntrack-lite's tcp_in_window: tests/conntrack TestTCPWindow.)
 var KnownDivergences = []Known{
 	{
 		ID:       "udplite-checksum",
@@ -25,24 +26,5 @@ var KnownDivergences = []Known{
 			"`<rule action='drop' direction='inout'><all-ipv6/></rule>`; a UDP-Lite frame from the guest: " +
 			"libvirt drops, nwbpf delivers.",
 		Test: "TestKnownUDPLiteTracked",
-	},
-	{
-		ID:       "tcp-window",
-		Stateful: true,
-		Match: func(s Spec) bool {
-			return s.Proto == ProtoTCP && s.TCPNumbered && (s.SPort == WindowPort || s.DPort == WindowPort)
-		},
-		Reason: "nwbpf is less strict (bpf/conntrack.h, not fixed here): conntrack-lite follows " +
-			"nf_conntrack's TCP state table but has no sequence-window tracking (docs/dataplane.md). " +
-			"nf_conntrack's tcp_in_window calls a segment INVALID when its acknowledgement is above the " +
-			"other side's highest sequence sent (or its sequence outside the receiver's window), so a " +
-			"SYN,ACK acknowledging data the guest never sent matches no `ESTABLISHED` reply rule in " +
-			"libvirt, and the connection stays in SYN_SENT, where the guest's ACK is INVALID too. " +
-			"conntrack-lite takes the SYN,ACK as the answer (ESTABLISHED) and passes both. Minimal case: " +
-			"`<rule action='accept' direction='out'><tcp dstportstart='80'/></rule>` then " +
-			"`<rule action='drop' direction='inout'><all/></rule>`; the guest's SYN (seq 1000), then a " +
-			"SYN,ACK to it with ack 5001: libvirt drops, nwbpf delivers.",
-		Test: "TestConformance (fails once fixed)",
-		Open: true,
 	},
 }
