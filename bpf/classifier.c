@@ -525,14 +525,6 @@ static __always_inline int cond_true(const struct nwf_cond *c, const struct nwf_
 	__u64 v0, v1;
 	int res;
 
-	if (c->flags & NWF_CF_STP_CONFIG) {
-		if (!has(p, NWF_F_STP_TYPE))
-			return 0; /* no BPDU */
-		if (p->val[NWF_F_STP_TYPE][1])
-			return 1; /* ebt_stp skips config checks on other BPDUs */
-		if (!has(p, NWF_F_STP_FLAGS))
-			return 0; /* config body truncated */
-	}
 	if (c->op == NWF_OP_TCPOPT) {
 		present = p->tcpopt_ok;
 		res = a0 == 0 && a1 < 256 && ((p->tcpopt[(a1 >> 6) & 3] >> (a1 & 63)) & 1);
@@ -620,7 +612,7 @@ __noinline int nwf_match(__u32 g, __u32 vbase)
 		if (i >= ncond)
 			break;
 		c = &e->cond[i];
-		if (c->flags & ~(NWF_CF_NEG | NWF_CF_VAR | NWF_CF_STP_CONFIG))
+		if (c->flags & ~(NWF_CF_NEG | NWF_CF_VAR))
 			return -1;
 		if ((c->flags & NWF_CF_VAR) && c->var >= e->nvar)
 			return -1;

@@ -48,8 +48,7 @@
  * Presence: a condition on a field the frame does not carry (ports of a
  * non-first fragment, ARP addresses of a non-Ethernet/IPv4 ARP, ...) is
  * false whatever its NWF_CF_NEG, as the kernel's ebtables and iptables
- * matches return false before applying their inversion. The one exception
- * is NWF_CF_STP_CONFIG (see the STP fields).
+ * matches return false before applying their inversion.
  */
 #ifndef NWBPF_H
 #define NWBPF_H
@@ -138,9 +137,9 @@ enum nwf_field {
 	 * bytes are there, at FLAGS payload[6], ROOT_PRIO [7..8], ROOT_ADDR
 	 * [9..14], ROOT_COST [15..18], SENDER_PRIO [19..20], SENDER_ADDR
 	 * [21..26], PORT [27..28], MSG_AGE [29..30], MAX_AGE [31..32],
-	 * HELLO_TIME [33..34], FORWARD_DELAY [35..36]. A condition flagged
-	 * NWF_CF_STP_CONFIG is TRUE on a BPDU whose TYPE is not 0 (never, with
-	 * this layout), FALSE when the frame is no BPDU or the body is short.
+	 * HELLO_TIME [33..34], FORWARD_DELAY [35..36]. (ebt_stp skips its
+	 * config checks on a BPDU whose type is not 0, which with its layout
+	 * never happens: the plain presence rule is all it takes.)
 	 */
 	NWF_F_STP_TYPE = 6,	      /* [1] */
 	NWF_F_STP_FLAGS = 7,	      /* [1] */
@@ -246,7 +245,6 @@ enum nwf_op {
 /* Condition flags. */
 #define NWF_CF_NEG 0x01	       /* the condition's result is inverted */
 #define NWF_CF_VAR 0x02	       /* a and b come from the binding's instance */
-#define NWF_CF_STP_CONFIG 0x04 /* true on a non-config BPDU (see STP) */
 
 struct nwf_cond {
 	__u8 field; /* enum nwf_field */

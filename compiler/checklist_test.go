@@ -611,15 +611,6 @@ func TestItem50To57L2Protocols(t *testing.T) {
 	if enc := p.Stages[out][l2][0].Cond[3]; enc.Field != maps.FVlanEncap || enc.A[1] != 0x2054 {
 		t.Errorf("encap-protocol arp: %v = 0x%x, want ebtables' reading 0x2054", enc.Field, enc.A[1])
 	}
-	stp := p.Stages[out][l2][1]
-	for i := 2; i < int(stp.NCond); i++ {
-		if stp.Cond[i].Flags&maps.CFStpConfig == 0 {
-			t.Errorf("stp cond %d (%s) lacks STP_CONFIG", i, stp.Cond[i].Field)
-		}
-	}
-	if stp.Cond[1].Flags&maps.CFStpConfig != 0 {
-		t.Error("stp type must not be flagged STP_CONFIG")
-	}
 	codes := p.Stages[out][l2][6].Cond[2]
 	if codes.A[1] != 0 || codes.B[1] != 255 {
 		t.Errorf("icmpv6 code default range %v-%v", codes.A, codes.B)

@@ -302,9 +302,6 @@ func (b *builder) emit(d maps.Dir, st maps.Stage, drafts []draft) error {
 				if c.neg {
 					mc.Flags |= maps.CFNeg
 				}
-				if c.stp {
-					mc.Flags |= maps.CFStpConfig
-				}
 				if dr.ri != nil && condHasVar(c, dr.ri.r) {
 					mc.Flags |= maps.CFVar
 					mc.Var = uint8(len(varConds))
@@ -510,11 +507,7 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 		ethHdr()
 		add(eqConst(maps.FDstMAC, 0x0180c2000000))
 		num(maps.FStpType, "type")
-		if r.has("flags") {
-			c := eqNum(maps.FStpFlags, "flags", neg(r, "flags"))
-			c.stp = true
-			add(c)
-		}
+		num(maps.FStpFlags, "flags")
 		for _, x := range []struct {
 			f      maps.Field
 			lo, hi string
@@ -529,7 +522,7 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 			{maps.FStpForwardDelay, "forward-delay", "forward-delay-hi"},
 		} {
 			if r.has(x.lo) {
-				add(rangeNum(x.f, x.lo, opt(r, x.hi), neg(r, x.lo), true))
+				add(rangeNum(x.f, x.lo, opt(r, x.hi), neg(r, x.lo)))
 			}
 		}
 		for _, x := range []struct {
@@ -540,9 +533,7 @@ func l2Groups(r *Rule, rev bool) ([]group, error) {
 			{maps.FStpSenderAddr, "sender-address", "sender-address-mask"},
 		} {
 			if r.has(x.addr) {
-				c := eqMAC(x.f, x.addr, opt(r, x.mask), neg(r, x.addr))
-				c.stp = true
-				add(c)
+				add(eqMAC(x.f, x.addr, opt(r, x.mask), neg(r, x.addr)))
 			}
 		}
 	case "arp", "rarp":
@@ -788,12 +779,12 @@ func l34Groups(r *Rule, in l34inst) (g []group, ok bool, err error) {
 
 func l34Ports(r *Rule, rev bool, add func(condT)) {
 	if r.has("srcportstart") {
-		c := rangeNum(swap(rev, maps.FSport, maps.FDport), "srcportstart", opt(r, "srcportend"), neg(r, "srcportstart"), false)
+		c := rangeNum(swap(rev, maps.FSport, maps.FDport), "srcportstart", opt(r, "srcportend"), neg(r, "srcportstart"))
 		c.check = orderedRange
 		add(c)
 	}
 	if r.has("dstportstart") {
-		c := rangeNum(swap(rev, maps.FDport, maps.FSport), "dstportstart", opt(r, "dstportend"), neg(r, "dstportstart"), false)
+		c := rangeNum(swap(rev, maps.FDport, maps.FSport), "dstportstart", opt(r, "dstportend"), neg(r, "dstportstart"))
 		c.check = orderedRange
 		add(c)
 	}

@@ -17,7 +17,6 @@ type condT struct {
 	field maps.Field
 	op    maps.Op
 	neg   bool
-	stp   bool     // NWF_CF_STP_CONFIG
 	attrs []string // attributes read, in order; none for constant guards
 	// build computes A and B from the attribute values (indexed like
 	// attrs; a missing optional attribute is the zero value with typ 0).
@@ -154,12 +153,12 @@ func eqAddr(f maps.Field, addr, mask string, neg bool) condT {
 }
 
 // rangeNum: lo <= field <= hi, hi defaulting to lo.
-func rangeNum(f maps.Field, lo, hi string, neg, stp bool) condT {
+func rangeNum(f maps.Field, lo, hi string, neg bool) condT {
 	attrs := []string{lo}
 	if hi != "" {
 		attrs = append(attrs, hi)
 	}
-	return condT{field: f, op: maps.OpRange, neg: neg, stp: stp, attrs: attrs, sym: "in",
+	return condT{field: f, op: maps.OpRange, neg: neg, attrs: attrs, sym: "in",
 		build: func(v []value) (maps.U128, maps.U128) {
 			a := u(v[0].num)
 			if len(v) > 1 && v[1].typ != 0 {

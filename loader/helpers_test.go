@@ -239,11 +239,6 @@ func neg(c maps.Cond) maps.Cond {
 	return c
 }
 
-func stpConfig(c maps.Cond) maps.Cond {
-	c.Flags |= maps.CFStpConfig
-	return c
-}
-
 // variable makes c take its values from instance value index i.
 func variable(c maps.Cond, i uint8) maps.Cond {
 	c.Flags |= maps.CFVar

@@ -270,9 +270,8 @@ func (o Op) String() string {
 
 // Condition flags (C NWF_CF_*).
 const (
-	CFNeg       = 0x01
-	CFVar       = 0x02
-	CFStpConfig = 0x04
+	CFNeg = 0x01
+	CFVar = 0x02
 )
 
 // Mode of a binding (C enum nwf_mode).

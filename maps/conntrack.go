@@ -208,7 +208,7 @@ func FlowInvariant(stages *[2][2][]Rule) bool {
 				return false
 			}
 			for _, c := range r.Cond[:r.NCond] {
-				if c.Op == OpTCPOpt || c.Flags&CFStpConfig != 0 || !flowInvariant[c.Field] {
+				if c.Op == OpTCPOpt || !flowInvariant[c.Field] {
 					return false
 				}
 			}

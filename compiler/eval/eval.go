@@ -310,7 +310,7 @@ func (e *evaluator) conds(r *maps.Rule, vals []maps.CVal) bool {
 	return true
 }
 
-const knownFlags = maps.CFNeg | maps.CFVar | maps.CFStpConfig
+const knownFlags = maps.CFNeg | maps.CFVar
 
 func checkCond(c *maps.Cond, nvar uint8) error {
 	if c.Flags&^knownFlags != 0 {
@@ -335,16 +335,6 @@ func (e *evaluator) cond(c *maps.Cond, vals []maps.CVal) bool {
 		a, b = vals[c.Var].A, vals[c.Var].B
 	}
 	p := e.pkt
-	if c.Flags&maps.CFStpConfig != 0 {
-		switch {
-		case !p.has[maps.FStpType]:
-			return false // no BPDU
-		case p.val[maps.FStpType] != maps.U128{}:
-			return true // ebt_stp skips config checks on other BPDUs
-		case !p.has[maps.FStpFlags]:
-			return false // config body truncated
-		}
-	}
 	var present, res bool
 	if c.Op == maps.OpTCPOpt {
 		present = p.hasTCPOpts

@@ -36,8 +36,6 @@ func l2(l2 []maps.Rule, l34 ...maps.Rule) [2][2][]maps.Rule {
 	return s
 }
 
-func stpCond(c maps.Cond) maps.Cond { c.Flags |= maps.CFStpConfig; return c }
-
 func TestEvalConditions(t *testing.T) {
 	tcp := tcpPacket(t)
 	v6 := Parse(frame(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}), Meta{})
@@ -98,13 +96,13 @@ func TestEvalConditions(t *testing.T) {
 		{"ct without l3", arp, est, neg(eq(maps.FCTDir, maps.CTDirOriginal)), false},
 		{"arp spa", arp, CT{}, eq(maps.FArpSPA, 0x0a000005), true},
 		// ebt_stp's layout: its FLAGS is the real BPDU type byte.
-		{"stp config", config, CT{}, stpCond(eq(maps.FStpFlags, 0x00)), true},
-		{"stp config other", config, CT{}, stpCond(eq(maps.FStpFlags, 0x02)), false},
-		{"stp config neg", config, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), true},
-		{"stp config on tcn", tcn, CT{}, stpCond(eq(maps.FStpFlags, 0x80)), true},
-		{"stp config neg on tcn", tcn, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x01))), true},
-		{"stp config truncated", truncated, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), false},
-		{"stp config no bpdu", tcp, CT{}, stpCond(neg(eq(maps.FStpFlags, 0x02))), false},
+		{"stp config", config, CT{}, eq(maps.FStpFlags, 0x00), true},
+		{"stp config other", config, CT{}, eq(maps.FStpFlags, 0x02), false},
+		{"stp config neg", config, CT{}, neg(eq(maps.FStpFlags, 0x02)), true},
+		{"stp config fields present on tcn (ebt_stp layout)", tcn, CT{}, eq(maps.FStpFlags, 0x80), true},
+		{"stp config neg on tcn", tcn, CT{}, neg(eq(maps.FStpFlags, 0x01)), true},
+		{"stp config truncated", truncated, CT{}, neg(eq(maps.FStpFlags, 0x02)), false},
+		{"stp config no bpdu", tcp, CT{}, neg(eq(maps.FStpFlags, 0x02)), false},
 		{"stp field unflagged truncated", truncated, CT{}, neg(eq(maps.FStpFlags, 0x02)), false},
 		{"stp type is ebt_stp's (the version byte)", tcn, CT{}, eq(maps.FStpType, 0x00), true},
 		{"stp type never the real type", tcn, CT{}, eq(maps.FStpType, 0x80), false},
