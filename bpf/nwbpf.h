@@ -243,8 +243,8 @@ enum nwf_op {
 };
 
 /* Condition flags. */
-#define NWF_CF_NEG 0x01	       /* the condition's result is inverted */
-#define NWF_CF_VAR 0x02	       /* a and b come from the binding's instance */
+#define NWF_CF_NEG 0x01 /* the condition's result is inverted */
+#define NWF_CF_VAR 0x02 /* a and b come from the binding's instance */
 
 struct nwf_cond {
 	__u8 field; /* enum nwf_field */
