@@ -4,6 +4,7 @@ package compiler
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -185,27 +186,9 @@ func TestItem10RulePriorityDefault(t *testing.T) {
 	for _, e := range f.Entries {
 		got = append(got, e.Rule.Priority)
 	}
-	if strings.Trim(strings.Join(strings.Fields(strings.Trim(strings.Replace(strings.Trim(fmtInts(got), "[]"), ",", " ", -1), " ")), ","), ",") != "500,500,500,-1000" {
-		t.Fatalf("priorities %v", got)
+	if fmt.Sprint(got) != "[500 500 500 -1000]" {
+		t.Fatalf("priorities %v, want [500 500 500 -1000]", got)
 	}
-}
-
-func fmtInts(x []int) string {
-	var s []string
-	for _, v := range x {
-		s = append(s, strings.TrimSpace(strings.Replace(strings.Repeat(" ", 0)+itoa(v), " ", "", -1)))
-	}
-	return strings.Join(s, ",")
-}
-
-func itoa(v int) string {
-	if v < 0 {
-		return "-" + itoa(-v)
-	}
-	if v < 10 {
-		return string(rune('0' + v))
-	}
-	return itoa(v/10) + string(rune('0'+v%10))
 }
 
 // Items 11, 12, 14: sub-chain rules keep their raw priority order, jumps

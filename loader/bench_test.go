@@ -53,12 +53,9 @@ func cleanTrafficLike() ([2][2][]maps.Rule, [][][]maps.CVal) {
 	return s, inst
 }
 
-// BenchmarkClassifier measures the cost per frame through
-// BPF_PROG_TEST_RUN of the classifier (loaded as in production, without
-// tracing) running cleanTrafficLike, next to an empty TC program from the
-// same object. Without a context the test run's device is the loopback
-// (ifindex 1), which the benchmark binds in its own maps.
-func BenchmarkClassifier(b *testing.B) {
+// benchLoader loads the classifier as in production (no tracing) with its
+// own pins, removed when the benchmark ends.
+func benchLoader(b *testing.B) *Loader {
 	testLoader(b) // privileges
 	dir := filepath.Join("/sys/fs/bpf", netenv.Name("nwbpfb"))
 	l, err := Load(Options{PinDir: dir})
@@ -69,14 +66,30 @@ func BenchmarkClassifier(b *testing.B) {
 		l.Close()
 		os.RemoveAll(dir)
 	})
+	return l
+}
+
+// benchBind binds a program to the loopback (ifindex 1), the test run's
+// device when no context is given.
+func benchBind(b *testing.B, l *Loader, stages [2][2][]maps.Rule, inst [][][]maps.CVal) {
 	store, err := maps.NewStore(l.Maps(), maps.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	stages, inst := cleanTrafficLike()
 	if err := store.Bind(1, maps.BindRequest{Stages: stages, Instances: inst}); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkClassifier measures the cost per frame through
+// BPF_PROG_TEST_RUN of the classifier (loaded as in production, without
+// tracing) running cleanTrafficLike, next to an empty TC program from the
+// same object. Without a context the test run's device is the loopback
+// (ifindex 1), which the benchmark binds in its own maps.
+func BenchmarkClassifier(b *testing.B) {
+	l := benchLoader(b)
+	stages, inst := cleanTrafficLike()
+	benchBind(b, l, stages, inst)
 	arp := frame(b, eth(layers.EthernetTypeARP), &layers.ARP{
 		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 		Operation: 1, SourceHwAddress: macVM, SourceProtAddress: ipVM, DstHwAddress: make(net.HardwareAddr, 6), DstProtAddress: ipGW,

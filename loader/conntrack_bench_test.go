@@ -4,13 +4,10 @@ package loader
 
 import (
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nwbpf/nwbpf/maps"
-	"github.com/nwbpf/nwbpf/tests/netenv"
 )
 
 // BenchmarkConntrack measures the cost per frame through BPF_PROG_TEST_RUN
@@ -31,20 +28,7 @@ import (
 //
 // Without a context the test run's device is the loopback (ifindex 1).
 func BenchmarkConntrack(b *testing.B) {
-	testLoader(b) // privileges
-	dir := filepath.Join("/sys/fs/bpf", netenv.Name("nwbpfb"))
-	l, err := Load(Options{PinDir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		l.Close()
-		os.RemoveAll(dir)
-	})
-	store, err := maps.NewStore(l.Maps(), maps.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := benchLoader(b)
 	stages, inst := cleanTrafficLike()
 	sp := statefulProgram()
 	stages[maps.DirOut][maps.StageL34] = sp[maps.DirOut][maps.StageL34]
@@ -52,9 +36,7 @@ func BenchmarkConntrack(b *testing.B) {
 	if !maps.FlowInvariant(&stages) {
 		b.Fatal("benchmark program not flow-invariant")
 	}
-	if err := store.Bind(1, maps.BindRequest{Stages: stages, Instances: inst}); err != nil {
-		b.Fatal(err)
-	}
+	benchBind(b, l, stages, inst)
 	query, answer := udpFrame(b, true, 4000, 53), udpFrame(b, false, 53, 4000)
 	out, in := l.Program(maps.HookIngress), l.Program(maps.HookEgress)
 	// The flow, answered, and one evaluated frame each way to fill the
