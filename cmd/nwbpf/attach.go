@@ -58,11 +58,7 @@ func oneDevice(pos []string) (string, error) {
 }
 
 func runAttach(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: nwbpf attach DEV (--binding FILE | --filter NAME --mac MAC [--param NAME=VALUE]...) [--clsact] [--shadow] [--pin-dir DIR] [--state-dir DIR]")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("attach", "usage: nwbpf attach DEV (--binding FILE | --filter NAME --mac MAC [--param NAME=VALUE]...) [--clsact] [--shadow] [--pin-dir DIR] [--state-dir DIR]")
 	var bf bindingFlags
 	bf.register(fs)
 	var hf hostFlags
@@ -172,11 +168,7 @@ func warn(w io.Writer, s *loader.Session) {
 }
 
 func runDetach(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("detach", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: nwbpf detach DEV [--pin-dir DIR] [--state-dir DIR]")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("detach", "usage: nwbpf detach DEV [--pin-dir DIR] [--state-dir DIR]")
 	var hf hostFlags
 	hf.register(fs)
 	pos, err := parseInterleaved(fs, args)
@@ -244,11 +236,7 @@ func toJSON(d loader.DeviceStatus) deviceJSON {
 }
 
 func runStatus(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: nwbpf status [--json] [--pin-dir DIR] [--state-dir DIR]")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("status", "usage: nwbpf status [--json] [--pin-dir DIR] [--state-dir DIR]")
 	var hf hostFlags
 	hf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")

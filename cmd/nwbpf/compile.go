@@ -109,6 +109,17 @@ func xmlEscape(s string) string {
 	return b.String()
 }
 
+// newFlagSet returns a command's flag set: errors are returned, and -h
+// prints the usage line, then the flags.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // compileBinding compiles and binds.
 func (b *bindingFlags) compileBinding() (*compiler.Program, compiler.Instances, *compiler.Binding, error) {
 	set, bind, err := b.load()
@@ -127,7 +138,7 @@ func (b *bindingFlags) compileBinding() (*compiler.Program, compiler.Instances, 
 }
 
 func runCompile(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
+	fs := newFlagSet("compile", "usage: nwbpf compile (--binding FILE | --filter NAME --mac MAC [--portdev DEV] [--param NAME=VALUE]...) [--filter-dir DIR] [--json] [--strict-subchain-end]")
 	var bf bindingFlags
 	bf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")

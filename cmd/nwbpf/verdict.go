@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -94,11 +93,7 @@ func readFrames(r io.Reader, name string) ([]verdictFrame, error) {
 }
 
 func runVerdict(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("verdict", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: nwbpf verdict (--binding FILE | --filter NAME --mac MAC [--param NAME=VALUE]...) --frames FRAMES.jsonl")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("verdict", "usage: nwbpf verdict (--binding FILE | --filter NAME --mac MAC [--param NAME=VALUE]...) --frames FRAMES.jsonl")
 	var bf bindingFlags
 	bf.register(fs)
 	framesPath := fs.String("frames", "", "frames to judge, one JSON object a line: {\"dir\":\"out\"|\"in\",\"frame_hex\":\"...\",\"group\":\"...\"} ('-' for stdin)")
